@@ -8,6 +8,7 @@ namespace hwsim::bindings {
 void bind_numerics(py::module_& m);  // bind_numerics.cc: rounding, saturation, requantization, quantize, packing
 void bind_ops(py::module_& m);       // bind_ops.cc: element-wise, pooling, lookup-table activations
 void bind_gemm(py::module_& m);      // bind_gemm.cc: integer GEMM, convolution, CPU feature dispatch
+void bind_depthwise(py::module_& m); // bind_depthwise.cc: depthwise convolution, group-wise (sub-block) GEMM
 }  // namespace hwsim::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
     hwsim::bindings::bind_numerics(m);
     hwsim::bindings::bind_ops(m);
     hwsim::bindings::bind_gemm(m);
+    hwsim::bindings::bind_depthwise(m);
 }

@@ -1,0 +1,241 @@
+// Depthwise 2-D convolution, uint8/int8 activations x int8 weights -> int32 accumulators (NHWC).
+//
+// Layout: x is NHWC [N, H, W, C]; w is OHWI [C*mult, KH, KW, 1], the IR's Conv2D weights with groups == C;
+// the result is NHWC [N, OH, OW, C*mult]. Output channel oc reads input channel oc / mult (oc = c*mult + m),
+// the grouping of ONNX/PyTorch groups == C and of TFLite's depth_multiplier.
+//
+// Two accumulation modes, both deterministic integer arithmetic (no rounding anywhere):
+//   kExact          acc = sum over taps (x - zp) * (w - w_zp[oc]) (w_zp optional, default 0). Padding taps hold
+//                   the zero point (real 0), so they add nothing. |product| <= 255 * 255; the caller bounds taps
+//                   (<= kMaxDepthwiseTaps) so the int32 sum can never overflow.
+//   kFbgemmPairs    PyTorch fbgemm's depthwise kernel (measured, numerics.md section 7): raw x * w products,
+//                   padding taps holding the raw value zp, taps ordered t = kh*KW + kw and summed in pairs
+//                   (0,1), (2,3), ... with each pair SATURATED to int16 (VPMADDUBSW: sat16(a0*b0 + a1*b1)),
+//                   an odd last tap alone (its single product always fits int16); the pair sums are added
+//                   exactly in int32 (VPMADDWD with ones + VPADDD), then zp * sum(w) is subtracted exactly.
+//                   fbgemm routes to this kernel only for square 3x3/5x5/7x7, stride 1 or 2, dilation 1,
+//                   "same" padding (K-1)/2, C % 8 == 0 and multiplier 1 or 2 (hwsim/emulate/ref_depthwise.py,
+//                   fbgemm_routes_depthwise); the mode itself accepts any geometry.
+//
+// The kernel body is written once; SIMD paths are the same body compiled under AVX2 / AVX-512BW target
+// attributes (the compiler vectorises the channel loops), so every path is bit-identical by construction.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "hwsim/cpu_features.h"
+#include "hwsim/parallel.h"
+
+namespace hwsim {
+
+enum class DepthwiseMode : int { kExact = 0, kFbgemmPairs = 1 };
+
+// Instruction-set path of the depthwise and group-wise kernels. kAuto picks the best the CPU has.
+enum class DepthwiseIsa : int { kAuto = 0, kScalar = 1, kAvx2 = 2, kAvx512 = 3 };
+
+// Largest KH*KW accepted: 16384 taps * 65025 (largest |(x - zp)(w - w_zp)|) < 2^31, and in the pairs mode
+// 8192 pairs * 32768 + 255 * 128 * 16384 (zp * sum w) < 2^31.
+constexpr int kMaxDepthwiseTaps = 16384;
+
+struct DepthwiseConv2DShape {
+    int n = 1, h = 1, w = 1, c = 1;          // input NHWC
+    int kh = 1, kw = 1, multiplier = 1;       // kernel and depth multiplier
+    int stride_h = 1, stride_w = 1;
+    int dilation_h = 1, dilation_w = 1;
+    int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+
+    int out_channels() const { return c * multiplier; }
+    // Output extent; <= 0 means the (dilated) kernel does not fit the padded input. Computed in int64 so any
+    // int inputs are safe; the caller keeps padded extents and dilated kernel extents below 2^30.
+    int out_h() const { return Extent(h, pad_top + int64_t{pad_bottom}, kh, dilation_h, stride_h); }
+    int out_w() const { return Extent(w, pad_left + int64_t{pad_right}, kw, dilation_w, stride_w); }
+    static int Extent(int64_t in, int64_t pads, int64_t k, int64_t dil, int64_t stride) {
+        const int64_t span = in + pads - dil * (k - 1) - 1;
+        return span < 0 ? 0 : static_cast<int>(span / stride + 1);
+    }
+};
+
+// Whether `isa` can run on this CPU (CPUID via cpu_features.h; AVX-512 needs F + BW).
+inline bool DepthwiseIsaSupported(DepthwiseIsa isa) {
+    const CpuFeatures f = detect_cpu_features();
+    switch (isa) {
+        case DepthwiseIsa::kAvx2: return f.avx2;
+        case DepthwiseIsa::kAvx512: return f.avx512f && f.avx512bw;
+        default: return true;
+    }
+}
+
+// Resolves kAuto to the widest available path; throws std::invalid_argument if a forced path is missing.
+inline DepthwiseIsa ResolveDepthwiseIsa(DepthwiseIsa isa) {
+    if (isa == DepthwiseIsa::kAuto) {
+        if (DepthwiseIsaSupported(DepthwiseIsa::kAvx512)) return DepthwiseIsa::kAvx512;
+        if (DepthwiseIsaSupported(DepthwiseIsa::kAvx2)) return DepthwiseIsa::kAvx2;
+        return DepthwiseIsa::kScalar;
+    }
+    if (!DepthwiseIsaSupported(isa))
+        throw std::invalid_argument(isa == DepthwiseIsa::kAvx2 ? "isa: this CPU has no AVX2"
+                                                               : "isa: this CPU has no AVX-512BW");
+    return isa;
+}
+
+// Runs body(begin, end) over contiguous chunks of [0, total) on up to `threads` threads (0 = all hardware
+// threads); each chunk writes a disjoint part of the output, so results do not depend on `threads`.
+template <typename Body>
+void ParallelChunks(int64_t total, int threads, const Body& body) {
+    if (total <= 0) return;
+    const int workers = parallel_workers(total, threads);
+    const int64_t chunks = std::min<int64_t>(total, int64_t{workers} * 4);
+    const int64_t per = (total + chunks - 1) / chunks;
+    parallel_for_dynamic(chunks, workers, [&](int, int64_t i) {
+        const int64_t b = i * per, e = std::min(total, b + per);
+        if (b < e) body(b, e);
+    });
+}
+
+namespace depthwise_detail {
+
+// Weights repacked tap-major: wt[t * OC + oc] = w[oc, kh, kw, 0] with t = kh*KW + kw, widened to int32.
+struct PackedDepthwiseWeights {
+    std::vector<int32_t> taps;     // [KH*KW, OC]
+    std::vector<int32_t> sum;      // [OC], sum over taps (for the zp * sum(w) correction)
+};
+
+// w_zero_point (nullable, one per output channel) is subtracted here, so the kernels see w - w_zp.
+inline PackedDepthwiseWeights PackWeights(const int8_t* w_ohwi, const int32_t* w_zero_point,
+                                          const DepthwiseConv2DShape& s) {
+    const int oc_n = s.out_channels(), taps = s.kh * s.kw;
+    PackedDepthwiseWeights p;
+    p.taps.resize(static_cast<size_t>(taps) * oc_n);
+    p.sum.assign(static_cast<size_t>(oc_n), 0);
+    for (int oc = 0; oc < oc_n; ++oc)
+        for (int t = 0; t < taps; ++t) {
+            const int32_t v = w_ohwi[static_cast<size_t>(oc) * taps + t] - (w_zero_point ? w_zero_point[oc] : 0);
+            p.taps[static_cast<size_t>(t) * oc_n + oc] = v;
+            p.sum[oc] += v;
+        }
+    return p;
+}
+
+// Loads the input channels feeding every output channel of tap (ih, iw) into `dst` (length OC), minus
+// `subtract`; a tap outside the image loads the zero point (so x - subtract = zp - subtract).
+template <typename XT>
+__attribute__((always_inline)) inline void LoadTap(const XT* x_img, const DepthwiseConv2DShape& s, int ih, int iw,
+                                                   int32_t zp, int32_t subtract, int32_t* dst) {
+    const int c_n = s.c, mult = s.multiplier, oc_n = c_n * mult;
+    if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) {
+        const int32_t v = zp - subtract;
+        for (int oc = 0; oc < oc_n; ++oc) dst[oc] = v;
+        return;
+    }
+    const XT* px = x_img + (static_cast<int64_t>(ih) * s.w + iw) * c_n;
+    if (mult == 1) {
+        for (int c = 0; c < c_n; ++c) dst[c] = static_cast<int32_t>(px[c]) - subtract;
+    } else {
+        for (int c = 0; c < c_n; ++c) {
+            const int32_t v = static_cast<int32_t>(px[c]) - subtract;
+            for (int m = 0; m < mult; ++m) dst[c * mult + m] = v;
+        }
+    }
+}
+
+// One batch of output rows [row_begin, row_end) where row = n*OH + oh. The portable body of every path.
+template <typename XT>
+__attribute__((always_inline)) inline void DepthwiseRows(const XT* x, const PackedDepthwiseWeights& pw,
+                                                         int32_t* out, const DepthwiseConv2DShape& s, int32_t zp,
+                                                         DepthwiseMode mode, int64_t row_begin, int64_t row_end) {
+    const int oc_n = s.out_channels(), oh_n = s.out_h(), ow_n = s.out_w();
+    std::vector<int32_t> xa(static_cast<size_t>(oc_n)), xb(static_cast<size_t>(oc_n));
+    int32_t* a = xa.data();
+    int32_t* b = xb.data();
+    const int32_t* wt = pw.taps.data();
+    const int taps = s.kh * s.kw;
+    for (int64_t row = row_begin; row < row_end; ++row) {
+        const int64_t n = row / oh_n;
+        const int oh = static_cast<int>(row % oh_n);
+        const XT* x_img = x + n * static_cast<int64_t>(s.h) * s.w * s.c;
+        for (int ow = 0; ow < ow_n; ++ow) {
+            int32_t* acc = out + (row * ow_n + ow) * oc_n;
+            for (int oc = 0; oc < oc_n; ++oc) acc[oc] = 0;
+            const int ih0 = oh * s.stride_h - s.pad_top, iw0 = ow * s.stride_w - s.pad_left;
+            if (mode == DepthwiseMode::kExact) {
+                for (int t = 0; t < taps; ++t) {
+                    const int ih = ih0 + (t / s.kw) * s.dilation_h, iw = iw0 + (t % s.kw) * s.dilation_w;
+                    if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;  // (zp - zp) * w = 0
+                    LoadTap(x_img, s, ih, iw, zp, zp, a);
+                    const int32_t* wrow = wt + static_cast<int64_t>(t) * oc_n;
+                    for (int oc = 0; oc < oc_n; ++oc) acc[oc] += a[oc] * wrow[oc];
+                }
+            } else {
+                for (int t = 0; t < taps; t += 2) {
+                    const int ih = ih0 + (t / s.kw) * s.dilation_h, iw = iw0 + (t % s.kw) * s.dilation_w;
+                    LoadTap(x_img, s, ih, iw, zp, 0, a);
+                    const int32_t* w0 = wt + static_cast<int64_t>(t) * oc_n;
+                    if (t + 1 < taps) {
+                        const int ih1 = ih0 + ((t + 1) / s.kw) * s.dilation_h;
+                        const int iw1 = iw0 + ((t + 1) % s.kw) * s.dilation_w;
+                        LoadTap(x_img, s, ih1, iw1, zp, 0, b);
+                        const int32_t* w1 = w0 + oc_n;
+                        for (int oc = 0; oc < oc_n; ++oc) {
+                            const int32_t pair = a[oc] * w0[oc] + b[oc] * w1[oc];
+                            acc[oc] += std::min<int32_t>(32767, std::max<int32_t>(-32768, pair));
+                        }
+                    } else {
+                        for (int oc = 0; oc < oc_n; ++oc) acc[oc] += a[oc] * w0[oc];
+                    }
+                }
+                const int32_t* wsum = pw.sum.data();
+                for (int oc = 0; oc < oc_n; ++oc) acc[oc] -= zp * wsum[oc];
+            }
+        }
+    }
+}
+
+template <typename XT>
+void DepthwiseRowsScalar(const XT* x, const PackedDepthwiseWeights& pw, int32_t* out, const DepthwiseConv2DShape& s,
+                         int32_t zp, DepthwiseMode mode, int64_t b, int64_t e) {
+    DepthwiseRows(x, pw, out, s, zp, mode, b, e);
+}
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+template <typename XT>
+__attribute__((target("avx2"))) void DepthwiseRowsAvx2(const XT* x, const PackedDepthwiseWeights& pw, int32_t* out,
+                                                       const DepthwiseConv2DShape& s, int32_t zp, DepthwiseMode mode,
+                                                       int64_t b, int64_t e) {
+    DepthwiseRows(x, pw, out, s, zp, mode, b, e);
+}
+template <typename XT>
+__attribute__((target("avx512f,avx512bw"))) void DepthwiseRowsAvx512(const XT* x, const PackedDepthwiseWeights& pw,
+                                                                     int32_t* out, const DepthwiseConv2DShape& s,
+                                                                     int32_t zp, DepthwiseMode mode, int64_t b,
+                                                                     int64_t e) {
+    DepthwiseRows(x, pw, out, s, zp, mode, b, e);
+}
+#endif
+
+}  // namespace depthwise_detail
+
+// Depthwise convolution into int32 (see the top of this file for both modes). x: [N,H,W,C] (uint8_t or
+// int8_t), w: OHWI [C*mult, KH, KW, 1] int8, out: [N, OH, OW, C*mult]. w_zero_point: nullptr (symmetric
+// weights) or one int8-range value per output channel; kExact then sums (x - x_zp) * (w - w_zp), each
+// product within 255 * 255, so the tap bound keeps the int32 sum exact. kFbgemmPairs models symmetric
+// weights (fbgemm's kernel): the caller passes nullptr. Shapes are validated by the caller.
+template <typename XT>
+void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const DepthwiseConv2DShape& s,
+                        int32_t x_zero_point, DepthwiseMode mode, DepthwiseIsa isa, int threads,
+                        const int32_t* w_zero_point = nullptr) {
+    const auto pw = depthwise_detail::PackWeights(w_ohwi, w_zero_point, s);
+    const int64_t rows = static_cast<int64_t>(s.n) * s.out_h();
+    const DepthwiseIsa path = ResolveDepthwiseIsa(isa);
+    ParallelChunks(rows, threads, [&](int64_t b, int64_t e) {
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+        if (path == DepthwiseIsa::kAvx512) return depthwise_detail::DepthwiseRowsAvx512(x, pw, out, s, x_zero_point, mode, b, e);
+        if (path == DepthwiseIsa::kAvx2) return depthwise_detail::DepthwiseRowsAvx2(x, pw, out, s, x_zero_point, mode, b, e);
+#endif
+        depthwise_detail::DepthwiseRowsScalar(x, pw, out, s, x_zero_point, mode, b, e);
+    });
+}
+
+}  // namespace hwsim

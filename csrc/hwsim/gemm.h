@@ -1,0 +1,369 @@
+// Integer GEMM engine: C[M, N] (int32) from activations A[M, K] (uint8 or int8) and weights B[N, K] (int8).
+//
+// Semantics (the contract every ISA path and hwsim/emulate/ref_gemm.py implement bit for bit)
+// ------------------------------------------------------------------------------------------
+// Let a_zp be the activation zero point (in [0, 255] for uint8 A, [-128, 127] for int8 A) and b_zp[n] the
+// weight zero point of output channel n (in [-128, 127]; scalar = same for every n). 4-bit and 2-bit
+// values are just small values in the 8-bit lanes; they take the same path at the same speed.
+//
+// GemmMode::Exact
+//   term t_k = (a[m,k] - a_zp) * (b[n,k] - b_zp[n]), k ascending.
+//   acc_bits = 32, Wrap (default): C = sum_k t_k wrapped to int32, i.e. exact whenever the exact sum fits
+//   int32 and otherwise the two's-complement wrap-around VPDPBUSD/VPADDD produce (|t_k| <= 255 * 255, so
+//   this needs K > 33025 for extreme data).
+// GemmMode::Avx2Pairs (the non-VNNI x86 kernels of oneDNN / MLAS / FBGEMM)
+//   a' = a for uint8 A; a' = a + 128 for int8 A (the engines' s8s8 handling: make A unsigned, compensate
+//   128 * sum_k b exactly; this is the definition for int8 A), a_zp' = a_zp (+ 128 for int8 A).
+//   pair term p_i = sat16(a'[2i] * b[2i] + a'[2i+1] * b[2i+1]) (VPMADDUBSW; pairs are k = 2i, 2i+1 of the
+//   K order given; an odd K's last element forms a pair with a zero), accumulated in i order;
+//   then C = wrap32(acc + comp), comp = -a_zp' * sum_k b[n,k] - b_zp[n] * sum_k a'[m,k] + K * a_zp' * b_zp[n]
+//   computed exactly (the engines' row/column offset compensation, added in int32).
+// Narrow accumulators (acc_bits in [8, 32]) act on the accumulated sequence: the terms t_k in Exact mode,
+// the pair terms p_i in Avx2Pairs mode (comp is then added in int32, as FBGEMM's acc16 path does).
+//   Wrap: the exact sum, wrapped once to acc_bits (order independent), sign-extended to int32.
+//   Saturate: acc = clamp(acc + term) to [-2^(acc_bits-1), 2^(acc_bits-1) - 1] after every term, starting
+//   from 0, in ascending order (sequential; runs on the scalar sequential path unless bounds from the
+//   data prove that no partial sum can leave the range, in which case it equals Wrap and Exact).
+// Overflow count (count_overflow): the number of outputs for which
+//   Exact:      Saturate: at least one addition was clamped; Wrap: the exact sum lies outside acc_bits.
+//   Avx2Pairs:  at least one pair saturated to int16, or the accumulator overflowed as above, or the final
+//               int32 add of comp wrapped.
+//
+// Paths: ISA kernels (scalar / AVX2 / AVX-512 VNNI) compute the acc_bits = 32 Wrap result with blocking and
+// threads; other settings are served by the same kernels when data bounds prove that nothing can overflow
+// (or, for Exact + Wrap, that the exact sum fits int32: wrapped afterwards), else by the sequential int64
+// scalar path (slow, exact). Results never depend on the ISA, the thread count or the blocking.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "hwsim/cpu_features.h"
+#include "hwsim/gemm_amx.h"
+#include "hwsim/gemm_avx2.h"
+#include "hwsim/gemm_avx512vnni.h"
+#include "hwsim/gemm_packed_weights.h"
+#include "hwsim/gemm_scalar.h"
+#include "hwsim/gemm_types.h"
+#include "hwsim/im2col.h"
+#include "hwsim/parallel.h"
+
+namespace hwsim {
+
+// Activation operand as the driver sees it: a row source plus dtype and zero point.
+template <class Rows>
+struct GemmActivations {
+    Rows rows;
+    int64_t m = 0;
+    int64_t k = 0;
+    bool is_signed = false;  // int8 A (bit patterns are shifted by +128 while packing)
+    int32_t zero_point = 0;
+};
+
+inline GemmMicroKernel select_microkernel(GemmIsa isa, GemmMode mode) {
+    const bool pairs = mode == GemmMode::Avx2Pairs;
+#if defined(HWSIM_HAVE_AMX_KERNEL)
+    if (isa == GemmIsa::Amx) return pairs ? microkernel_pairs_avx512 : microkernel_exact_amx;
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+    if (isa == GemmIsa::Avx512Vnni) return pairs ? microkernel_pairs_avx512 : microkernel_exact_avx512vnni;
+    if (isa == GemmIsa::Avx2) return pairs ? microkernel_pairs_avx2 : microkernel_exact_avx2;
+#endif
+    return pairs ? microkernel_pairs_scalar : microkernel_exact_scalar;
+}
+
+namespace gemm_detail {
+
+constexpr int64_t kBlockK = 512;    // K block: one packed-B panel slice is 64 x 512 bytes = 32 KiB (L1)
+constexpr int64_t kMaxBlockM = 192;  // M block: packed A block of 192 x 512 bytes = 96 KiB (L2)
+
+// Row stride of a packed A block: whole 64-byte AMX tile rows.
+inline int64_t a_block_stride(int64_t kc) { return (kc + 63) / 64 * 64; }
+
+struct Tiling {
+    int64_t mc = 0, nc_panels = 0, m_tiles = 0, n_tiles = 0;
+};
+
+// Tiles of mc rows x nc_panels panels, enough of them (>= 4 per thread) for dynamic load balancing;
+// N is split before M because a smaller M block re-reads all of B once more.
+inline Tiling choose_tiling(int64_t m, int64_t panels, int threads) {
+    Tiling t;
+    auto round_up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };
+    t.mc = std::min<int64_t>(round_up(std::max<int64_t>(m, 1), kMicroRows), kMaxBlockM);
+    t.nc_panels = std::min<int64_t>(std::max<int64_t>(panels, 1), 8);
+    const int64_t want = threads > 1 ? 4 * static_cast<int64_t>(threads) : 1;
+    for (;;) {
+        t.m_tiles = (m + t.mc - 1) / t.mc;
+        t.n_tiles = (panels + t.nc_panels - 1) / t.nc_panels;
+        if (t.m_tiles * t.n_tiles >= want) break;
+        if (t.nc_panels > 1) {
+            t.nc_panels = (t.nc_panels + 1) / 2;
+        } else if (t.mc > 4 * kMicroRows) {
+            t.mc = round_up(t.mc / 2, kMicroRows);
+        } else {
+            break;
+        }
+    }
+    return t;
+}
+
+// Copies rows [m0, m0 + mr) x columns [k0, k0 + kc) of A into a row-major block (row stride
+// lda = kc rounded up to 64 bytes), adding +128 to int8 bit patterns (XOR 0x80) and zero padding to whole K-groups.
+// row_sum[r] += sum of the a' values copied for row m0 + r.
+template <class Rows>
+void pack_a_block(const GemmActivations<Rows>& a, int64_t m0, int64_t mr, int64_t k0, int64_t kc, uint8_t* dst,
+                  int32_t* row_sum, bool want_row_sum) {
+    const int64_t lda = a_block_stride(kc);
+    for (int64_t r = 0; r < mr; ++r) {
+        uint8_t* row = dst + r * lda;
+        a.rows.copy_row(m0 + r, k0, kc, row);
+        if (a.is_signed)
+            for (int64_t k = 0; k < kc; ++k) row[k] ^= 0x80;
+        for (int64_t k = kc; k < lda; ++k) row[k] = 0;
+        if (want_row_sum) {
+            int32_t s = 0;
+            for (int64_t k = 0; k < kc; ++k) s += row[k];
+            row_sum[r] += s;
+        }
+    }
+}
+
+}  // namespace gemm_detail
+
+// The acc_bits = 32 Wrap result of `mode` with the kernels of `isa` (blocked, threaded). C rows have
+// stride ldc; only columns [0, b.n) are written.
+template <class Rows>
+void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc, GemmMode mode,
+                      GemmIsa isa, int threads) {
+    const int64_t m = a.m, n = b.n, k = b.k;
+    if (m <= 0 || n <= 0) return;
+    const GemmMicroKernel kernel = select_microkernel(isa, mode);
+    const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads));
+    const int64_t n_items = t.m_tiles * t.n_tiles;
+    const int workers = parallel_workers(n_items, threads);
+    const int64_t kc_max = std::min<int64_t>(gemm_detail::kBlockK, std::max<int64_t>(b.kp, kKGroup));
+    // AMX tiles read A in 32-row steps: the block buffer has whole 32-row groups (spare rows are ignored).
+    const int64_t a_block_bytes = (t.mc + 31) / 32 * 32 * gemm_detail::a_block_stride(kc_max);
+    const bool whole_block_kernel = isa == GemmIsa::Amx && mode == GemmMode::Exact;
+    const int64_t rows_per_call = whole_block_kernel ? t.mc : kMicroRows;
+    std::vector<AlignedBuffer<uint8_t>> a_blocks;
+    std::vector<std::vector<int32_t>> row_sums;
+    for (int w = 0; w < workers; ++w) {
+        a_blocks.push_back(make_aligned_buffer<uint8_t>(a_block_bytes));
+        row_sums.emplace_back(static_cast<size_t>(t.mc), 0);
+    }
+    const int32_t a_zp_shifted = a.zero_point + (a.is_signed ? 128 : 0);
+    const bool need_row_sum = !b.zero_point_all_zero;
+    const bool need_comp = need_row_sum || a_zp_shifted != 0;
+
+    parallel_for_dynamic(n_items, threads, [&](int worker, int64_t item) {
+        const int64_t mt = item / t.n_tiles, nt = item % t.n_tiles;
+        const int64_t m0 = mt * t.mc, mr = std::min(t.mc, m - m0);
+        const int64_t p_begin = nt * t.nc_panels, p_end = std::min(b.panels, p_begin + t.nc_panels);
+        uint8_t* a_block = a_blocks[worker].get();
+        int32_t* row_sum = row_sums[worker].data();
+        std::fill(row_sum, row_sum + mr, 0);
+        if (k == 0) {
+            for (int64_t r = 0; r < mr; ++r)
+                for (int64_t p = p_begin; p < p_end; ++p) {
+                    const int64_t n0 = p * kPanelCols, nv = std::min<int64_t>(kPanelCols, n - n0);
+                    std::fill(c + (m0 + r) * ldc + n0, c + (m0 + r) * ldc + n0 + nv, 0);
+                }
+        }
+        for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
+            const int64_t kc = std::min(kc_max, k - k0);
+            const int64_t groups = (kc + kKGroup - 1) / kKGroup;
+            gemm_detail::pack_a_block(a, m0, mr, k0, kc, a_block, row_sum, need_row_sum);
+            const int64_t lda = gemm_detail::a_block_stride(kc);
+            for (int64_t p = p_begin; p < p_end; ++p) {
+                const int64_t n0 = p * kPanelCols;
+                const int nv = static_cast<int>(std::min<int64_t>(kPanelCols, n - n0));
+                const int8_t* bp = b.panel(p) + (k0 / kKGroup) * kPanelGroupBytes;
+                for (int64_t p0 = 0; p0 < mr; p0 += rows_per_call) {
+                    const int rows = static_cast<int>(std::min<int64_t>(rows_per_call, mr - p0));
+                    kernel(a_block + p0 * lda, lda, rows, groups, bp, c + (m0 + p0) * ldc + n0, ldc, nv,
+                           k0 > 0);
+                }
+            }
+        }
+        if (need_comp) {
+            // comp = -a_zp' * sum_k b - b_zp * sum_k a' + K * a_zp' * b_zp, all in int32 wrap-around.
+            const int32_t kk = static_cast<int32_t>(k);
+            for (int64_t r = 0; r < mr; ++r) {
+                int32_t* cr = c + (m0 + r) * ldc;
+                for (int64_t col = p_begin * kPanelCols; col < std::min(n, p_end * kPanelCols); ++col) {
+                    const int32_t zb = b.zero_point[col];
+                    int32_t comp = wrapping_mul_i32(-a_zp_shifted, b.row_sum[col]);
+                    comp = wrapping_add_i32(comp, wrapping_mul_i32(-zb, row_sum[r]));
+                    comp = wrapping_add_i32(comp, wrapping_mul_i32(wrapping_mul_i32(kk, a_zp_shifted), zb));
+                    cr[col] = wrapping_add_i32(cr[col], comp);
+                }
+            }
+        }
+    });
+}
+
+// The sequential int64 path: every mode, acc_bits and overflow rule exactly as specified above, with the
+// overflow count. Parallel over rows only (each output's accumulation stays in order).
+template <class Rows>
+int64_t gemm_sequential_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc,
+                            const GemmOptions& opt) {
+    const int64_t m = a.m, n = b.n, k = b.k;
+    if (m <= 0 || n <= 0) return 0;
+    std::vector<int8_t> b_rows(static_cast<size_t>(n * k));
+    for (int64_t row = 0; row < n; ++row)
+        for (int64_t col = 0; col < k; ++col) b_rows[row * k + col] = b.at(row, col);
+    const int64_t hi = (int64_t{1} << (opt.acc_bits - 1)) - 1, lo = -hi - 1;
+    const bool pairs = opt.mode == GemmMode::Avx2Pairs;
+    const bool saturate = opt.overflow == AccOverflow::Saturate;
+    const int64_t a_zp_shifted = a.zero_point + (a.is_signed ? 128 : 0);
+    std::atomic<int64_t> count{0};
+    const int64_t chunk = 16;
+    const int64_t n_items = (m + chunk - 1) / chunk;
+    const int workers = parallel_workers(n_items, opt.threads);
+    std::vector<std::vector<uint8_t>> raw_rows(workers, std::vector<uint8_t>(static_cast<size_t>(k) + 1));
+    std::vector<std::vector<int64_t>> val_rows(workers, std::vector<int64_t>(static_cast<size_t>(k) + 1));
+    parallel_for_dynamic(n_items, opt.threads, [&](int worker, int64_t item) {
+        int64_t local = 0;
+        uint8_t* raw = raw_rows[worker].data();
+        int64_t* av = val_rows[worker].data();  // a' (Avx2Pairs) or a - a_zp (Exact)
+        for (int64_t row = item * chunk; row < std::min(m, (item + 1) * chunk); ++row) {
+            a.rows.copy_row(row, 0, k, raw);
+            int64_t a_sum = 0;
+            for (int64_t col = 0; col < k; ++col) {
+                const int64_t v = a.is_signed ? static_cast<int64_t>(static_cast<int8_t>(raw[col])) : raw[col];
+                av[col] = pairs ? v + (a.is_signed ? 128 : 0) : v - a.zero_point;
+                a_sum += av[col];
+            }
+            for (int64_t col_n = 0; col_n < n; ++col_n) {
+                const int8_t* bn = b_rows.data() + col_n * k;
+                const int64_t zb = b.zero_point[col_n];
+                bool overflowed = false;
+                int64_t acc = 0;
+                if (!pairs) {
+                    for (int64_t kk = 0; kk < k; ++kk) {
+                        acc += av[kk] * (static_cast<int64_t>(bn[kk]) - zb);
+                        if (saturate && (acc > hi || acc < lo)) {
+                            acc = acc > hi ? hi : lo;
+                            overflowed = true;
+                        }
+                    }
+                } else {
+                    int64_t b_sum = 0;
+                    for (int64_t kk = 0; kk < k; kk += 2) {
+                        int64_t p = av[kk] * bn[kk];
+                        b_sum += bn[kk];
+                        if (kk + 1 < k) {
+                            p += av[kk + 1] * bn[kk + 1];
+                            b_sum += bn[kk + 1];
+                        }
+                        if (p > 32767 || p < -32768) {
+                            p = p > 32767 ? 32767 : -32768;
+                            overflowed = true;
+                        }
+                        acc += p;
+                        if (saturate && (acc > hi || acc < lo)) {
+                            acc = acc > hi ? hi : lo;
+                            overflowed = true;
+                        }
+                    }
+                    if (!saturate && (acc > hi || acc < lo)) overflowed = true;
+                    acc = wrap_to_bits(acc, opt.acc_bits);
+                    const int64_t comp = -a_zp_shifted * b_sum - zb * a_sum + k * a_zp_shifted * zb;
+                    const int64_t total = acc + comp;
+                    if (total > std::numeric_limits<int32_t>::max() || total < std::numeric_limits<int32_t>::min())
+                        overflowed = true;
+                    acc = wrap_to_bits(total, 32);
+                    c[row * ldc + col_n] = static_cast<int32_t>(acc);
+                    local += overflowed ? 1 : 0;
+                    continue;
+                }
+                if (!saturate && (acc > hi || acc < lo)) overflowed = true;
+                c[row * ldc + col_n] = static_cast<int32_t>(wrap_to_bits(acc, opt.acc_bits));
+                local += overflowed ? 1 : 0;
+            }
+        }
+        count.fetch_add(local);
+    });
+    return count.load();
+}
+
+// max |a - a_zp| and max |a'| over all of A (a' = a, or a + 128 for int8 A), for overflow bounds.
+template <class Rows>
+void activation_bounds(const GemmActivations<Rows>& a, int threads, int64_t* max_abs_centered, int64_t* max_abs_shifted) {
+    // 256-entry presence table per worker: which byte values occur.
+    const int64_t chunk = 64;
+    const int64_t n_items = (a.m + chunk - 1) / chunk;
+    const int workers = parallel_workers(n_items, threads);
+    std::vector<std::vector<uint8_t>> seen(workers, std::vector<uint8_t>(256, 0));
+    std::vector<std::vector<uint8_t>> tmp(workers, std::vector<uint8_t>(static_cast<size_t>(a.k) + 1));
+    parallel_for_dynamic(n_items, threads, [&](int worker, int64_t item) {
+        for (int64_t row = item * chunk; row < std::min(a.m, (item + 1) * chunk); ++row) {
+            a.rows.copy_row(row, 0, a.k, tmp[worker].data());
+            for (int64_t col = 0; col < a.k; ++col) seen[worker][tmp[worker][col]] = 1;
+        }
+    });
+    int64_t mc = 0, ms = 0;
+    for (int v = 0; v < 256; ++v) {
+        bool any = false;
+        for (auto& s : seen) any = any || s[v];
+        if (!any) continue;
+        const int64_t value = a.is_signed ? static_cast<int8_t>(v) : v;
+        const int64_t shifted = value + (a.is_signed ? 128 : 0);
+        mc = std::max<int64_t>(mc, value > a.zero_point ? value - a.zero_point : a.zero_point - value);
+        ms = std::max<int64_t>(ms, shifted < 0 ? -shifted : shifted);
+    }
+    *max_abs_centered = mc;
+    *max_abs_shifted = ms;
+}
+
+// The full GEMM per the contract above. Returns the overflow count (0 unless opt.count_overflow, or when
+// the sequential path ran anyway).
+template <class Rows>
+int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc,
+                 const GemmOptions& opt) {
+    const bool default_acc = opt.acc_bits == 32 && opt.overflow == AccOverflow::Wrap;
+    if (default_acc && !opt.count_overflow) {
+        gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+        return 0;
+    }
+    int64_t amax_c = 0, amax_s = 0;
+    activation_bounds(a, opt.threads, &amax_c, &amax_s);
+    const int64_t k = b.k;
+    const int64_t acc_max = (int64_t{1} << (opt.acc_bits - 1)) - 1;
+    const int64_t i32_max = std::numeric_limits<int32_t>::max();
+    const int64_t exact_bound = k * amax_c * b.max_abs_b_minus_zp;  // >= |any partial sum of t_k|
+    if (opt.mode == GemmMode::Exact) {
+        if (exact_bound <= acc_max) {
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+            return 0;
+        }
+        if (opt.overflow == AccOverflow::Wrap && exact_bound <= i32_max) {
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+            int64_t count = 0;
+            for (int64_t row = 0; row < a.m; ++row)
+                for (int64_t col = 0; col < b.n; ++col) {
+                    int32_t& v = c[row * ldc + col];
+                    const int64_t w = wrap_to_bits(v, opt.acc_bits);
+                    count += w != v ? 1 : 0;
+                    v = static_cast<int32_t>(w);
+                }
+            return count;
+        }
+    } else {
+        const bool no_pair_saturates = 2 * amax_s * b.max_abs_b <= 32767;
+        const int64_t raw_bound = k * amax_s * b.max_abs_b;
+        if (no_pair_saturates && raw_bound <= acc_max && exact_bound <= i32_max) {
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+            return 0;
+        }
+    }
+    return gemm_sequential_s32(a, b, c, ldc, opt);
+}
+
+}  // namespace hwsim

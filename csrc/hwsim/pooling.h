@@ -1,0 +1,127 @@
+// 2-D pooling on NHWC integer tensors: max pool, TFLite average pool, Xilinx DPU average pool.
+// Geometry: output (oh, ow) reads input rows oh*stride_h - pad_top + [0, kh) and columns
+// ow*stride_w - pad_left + [0, kw); taps outside the input are "padding".
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "hwsim/assumptions.h"
+#include "hwsim/rounding.h"
+
+namespace hwsim {
+
+struct PoolGeometry {
+  int64_t N, H, W, C;
+  int64_t kh, kw, stride_h, stride_w;
+  int64_t pad_top, pad_bottom, pad_left, pad_right;
+  int64_t OH() const { return (H + pad_top + pad_bottom - kh) / stride_h + 1; }
+  int64_t OW() const { return (W + pad_left + pad_right - kw) / stride_w + 1; }
+};
+
+// Visits every output position with the sum/max-reduction `f(value)` over in-bounds taps and the
+// counts (in-bounds taps, taps inside the padded input). Shared by the three kernels below.
+template <typename T, typename Init, typename Step, typename Finish>
+void PoolLoop(const T* x, const PoolGeometry& g, T* out, Init init, Step step, Finish finish) {
+  const int64_t OH = g.OH(), OW = g.OW();
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow)
+        for (int64_t c = 0; c < g.C; ++c) {
+          auto acc = init();
+          int64_t count = 0, padded_count = 0;
+          const int64_t h0 = oh * g.stride_h - g.pad_top, w0 = ow * g.stride_w - g.pad_left;
+          for (int64_t ky = 0; ky < g.kh; ++ky) {
+            const int64_t h = h0 + ky;
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              const int64_t w = w0 + kx;
+              if (h < g.H + g.pad_bottom && w < g.W + g.pad_right) ++padded_count;
+              if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;
+              ++count;
+              step(acc, x[((n * g.H + h) * g.W + w) * g.C + c]);
+            }
+          }
+          out[((n * OH + oh) * OW + ow) * g.C + c] = finish(acc, count, padded_count);
+        }
+}
+
+// Max of the in-bounds raw codes, then clamp to [act_min, act_max] (TFLite MaxPool; an all-padding
+// window, impossible when pads < kernel, would give act_min).
+template <typename T>
+void MaxPool2d(const T* x, const PoolGeometry& g, int64_t act_min, int64_t act_max, T* out) {
+  PoolLoop(x, g, out, [] { return int64_t{INT64_MIN}; }, [](int64_t& m, T v) { m = std::max<int64_t>(m, v); },
+           [&](int64_t m, int64_t, int64_t) { return static_cast<T>(std::min(std::max(m, act_min), act_max)); });
+}
+
+// TFLite AveragePool (reference/integer_ops/pooling.h): acc = sum of in-bounds raw codes (zero point
+// NOT subtracted); count = in-bounds taps (or, with count_include_pad, taps inside the padded input,
+// padding adding 0); avg = acc > 0 ? (acc + count/2) / count : (acc - count/2) / count with C truncating
+// division, i.e. round half away from zero; clamp to [act_min, act_max].
+template <typename T>
+void AvgPool2dTflite(const T* x, const PoolGeometry& g, bool count_include_pad, int64_t act_min, int64_t act_max, T* out) {
+  PoolLoop(x, g, out, [] { return int64_t{0}; }, [](int64_t& s, T v) { s += v; },
+           [&](int64_t s, int64_t count, int64_t padded_count) {
+             const int64_t k = count_include_pad ? padded_count : count;
+             const int64_t avg = s > 0 ? (s + k / 2) / k : (s - k / 2) / k;
+             return static_cast<T>(std::min(std::max(avg, act_min), act_max));
+           });
+}
+
+// DPU average pool (vai_library pool-fix; numerics.md C.7): y = sat(round(sum * F / 2^(S + shift)))
+// with sum over in-bounds taps (padding adds 0, divisor fixed by F/2^S ~ 1/(kh*kw)), shift = p_in - p_out
+// (negative: left shift), one rounding (default HALF_UP = DPU_ROUND).
+template <typename T>
+void AvgPool2dDpu(const T* x, const PoolGeometry& g, int64_t factor, int factor_shift, int shift, int64_t qmin,
+                  int64_t qmax, RoundingMode mode, T* out) {
+  const int total = factor_shift + shift;
+  PoolLoop(x, g, out, [] { return int64_t{0}; }, [](int64_t& s, T v) { s += v; },
+           [&](int64_t s, int64_t, int64_t) {
+             const int128_t num = static_cast<int128_t>(s) * factor;
+             const int128_t v = total >= 0 ? RoundingRightShift<int128_t>(num, total, mode) : num * (int128_t{1} << -total);
+             return static_cast<T>(v < qmin ? qmin : (v > qmax ? qmax : static_cast<int64_t>(v)));
+           });
+}
+
+struct DpuAvgPoolFactor {
+  int64_t factor;
+  int shift;
+};
+
+// F / 2^S approximating 1 / (kh*kw) for the DPU (numerics.md C.7). Fixed table first: 3x3 -> 7/64,
+// 5x5 -> 10/256, 6x6 (and 3x6, 6x3) -> 7/256, 7x7 -> 21/1024, 14x14 -> 21/4096. Otherwise, with
+// k = kh*kw: for S = 0 .. ceil(log2(k*128)) - 1, F = round(2^S / k) (half away from zero), keep the first S
+// with the strictly smallest |F/2^S - 1/k| (compared exactly: |F*k - 2^S| / (k * 2^S)).
+inline DpuAvgPoolFactor DpuAvgPoolFactorFor(int64_t kh, int64_t kw, bool use_table = true) {
+  if (!use_table) {
+    // fall through to the search
+  } else if (kh == 3 && kw == 3) {
+    return {7, 6};
+  } else if (kh == 5 && kw == 5) {
+    return {10, 8};
+  } else if ((kh == 6 && kw == 6) || (kh == 3 && kw == 6) || (kh == 6 && kw == 3)) {
+    return {7, 8};
+  } else if (kh == 7 && kw == 7) {
+    return {21, 10};
+  } else if (kh == 14 && kw == 14) {
+    return {21, 12};
+  }
+  const int64_t k = kh * kw;
+  int s_max = 0;
+  while ((int64_t{1} << s_max) < k * 128) ++s_max;  // s_max = ceil(log2(k * 128))
+  DpuAvgPoolFactor best{0, -1};
+  // error(S) = |F*k - 2^S| / (k * 2^S); compare e1/2^S1 < e2/2^S2 as e1 * 2^S2 < e2 * 2^S1.
+  int128_t best_err = 0;
+  for (int s = 0; s < s_max; ++s) {
+    const int64_t p = int64_t{1} << s;
+    const int64_t f = (2 * p + k) / (2 * k);  // round half away from zero of p / k (p, k > 0)
+    const int128_t err = static_cast<int128_t>(f * k > p ? f * k - p : p - f * k);
+    if (best.shift < 0 || err * (int128_t{1} << best.shift) < best_err * (int128_t{1} << s)) {
+      best = {f, s};
+      best_err = err;
+    }
+  }
+  return best;
+}
+
+}  // namespace hwsim

@@ -1,0 +1,112 @@
+"""``hwsim run --target T model.npz``: quantize, simulate bit-exactly on the target, compare with float."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from hwsim.emulate.run import RunReport, run_model
+from hwsim.errors import HwsimError
+from hwsim.graph import load_model
+from hwsim.targets import load_target
+
+
+def _load_array(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise HwsimError(f"{what} {path}: no such file") from None
+    except ValueError as exc:
+        raise HwsimError(f"{what} {path}: not a plain numpy array file ({exc})") from None
+    except OSError as exc:
+        raise HwsimError(f"{what} {path}: cannot read: {exc}") from None
+
+
+def _fmt_db(v: float) -> str:
+    return "exact" if math.isinf(v) and v > 0 else f"{v:.1f}"
+
+
+def _print_report(report: RunReport, console: Console) -> None:
+    t = report.target
+    table = Table(title=f"{report.model} on {t.name} ({t.family}): {report.samples} samples",
+                  title_justify="left")
+    for col, just in (("layer", "left"), ("op", "left"), ("output (per sample)", "left"), ("bits w/a", "right"),
+                      ("SQNR dB", "right"), ("cosine", "right"), ("max |Δ| LSB vs float", "right"), ("runs as", "left")):
+        table.add_column(col, justify=just)
+    for layer in report.layers:
+        c = layer.comparison
+        bits = f"{layer.weight_bits or '-'}/{layer.activation_bits}"
+        runs = "integer" if layer.mode == "integer" else f"float: {layer.note}"
+        table.add_row(layer.name, layer.op_kind, "x".join(map(str, layer.shape[1:])), bits, _fmt_db(c.sqnr_db),
+                      f"{c.cosine:.5f}", f"{c.max_lsb_error:.1f}", runs)
+    console.print(table)
+    parts = [f"output SQNR {_fmt_db(report.output_sqnr_db)} dB"]
+    if report.top1_agreement is not None:
+        parts.append(f"top-1 agreement with float {100 * report.top1_agreement:.2f}%")
+    if report.accuracy_sim is not None:
+        parts.append(f"accuracy float {100 * report.accuracy_float:.2f}% / simulated {100 * report.accuracy_sim:.2f}%")
+    n_fb = len(report.fallbacks)
+    parts.append(f"{len(report.layers) - n_fb} integer layers, {n_fb} float fallbacks")
+    if report.folded_batchnorms:
+        parts.append(f"{len(report.folded_batchnorms)} BatchNorms folded")
+    console.print("summary: " + "; ".join(parts))
+
+
+@click.command("run")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", "target_name", required=True, help="Target name (see `hwsim targets`) or YAML path.")
+@click.option("--target-dir", "target_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Extra folder of user target YAML files (repeatable).")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False),
+              help="Evaluation inputs (.npy, batch first, NHWC); default: the model's bundled evaluation set.")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Labels for --input (.npy).")
+@click.option("--calib", "calib_path", type=click.Path(dir_okay=False),
+              help="Calibration inputs (.npy); default: the bundled calibration set.")
+@click.option("--calibration", "observer", type=click.Choice(["minmax", "percentile", "mse", "kl", "pow2_diffs"]),
+              help="Activation range observer; default: the target's.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use at most N evaluation and calibration samples.")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Threads for the integer kernels (0 = all cores).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Write a run folder: summary.json, layers.csv, target.yaml.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_path: str | None,
+            labels_path: str | None, calib_path: str | None, observer: str | None, limit: int | None, threads: int,
+            out_dir: str | None, as_json: bool) -> None:
+    """Quantize MODEL for a target, simulate it bit-exactly and compare every layer with float."""
+    graph = load_model(model)
+    target = load_target(target_name, extra_dirs=tuple(Path(d) for d in target_dirs))
+    inputs = _load_array(input_path, "--input") if input_path else None
+    labels = _load_array(labels_path, "--labels") if labels_path else None
+    calib = _load_array(calib_path, "--calib") if calib_path else None
+    if labels is not None and inputs is None:
+        raise HwsimError("--labels needs --input")
+    # Wide enough for the whole table when the output goes to a file or a pipe.
+    console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 160)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
+                  transient=True, disable=as_json) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)
+
+        report = run_model(graph, target, inputs=inputs, calibration=calib, labels=labels, observer=observer,
+                           limit=limit, threads=threads, progress=progress)
+    if out_dir:
+        report.write_folder(out_dir)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report, console)
+        if out_dir:
+            console.print(f"run folder: {out_dir}")

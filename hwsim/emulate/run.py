@@ -1,0 +1,226 @@
+"""The main job as a library call: quantize a float model for a target, simulate it, compare with float.
+
+``hwsim run`` is a thin presentation of :func:`run_model`; everything a report shows is in the returned
+:class:`RunReport`, and :meth:`RunReport.write_folder` writes the stable-named run folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from hwsim import __version__
+from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
+from hwsim.emulate.float_ref import run_float
+from hwsim.emulate.simulator import QuantizedModel, quantize_for_target, simulate
+from hwsim.errors import HwsimError
+from hwsim.graph import Graph
+from hwsim.targets import Target
+
+
+@dataclass
+class LayerReport:
+    """One simulated node: what ran, at which precision, and how far it is from float."""
+
+    name: str
+    op: str
+    op_kind: str
+    output: str
+    shape: tuple[int, ...]
+    mode: str  # integer | fallback
+    note: str
+    weight_bits: int | None
+    activation_bits: int
+    scale: float
+    zero_point: int
+    comparison: TensorComparison | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in ("name", "op", "op_kind", "output", "mode", "note", "weight_bits",
+                                           "activation_bits", "scale", "zero_point")}
+        d["shape"] = list(self.shape)
+        d.update(self.comparison.to_dict() if self.comparison else {})
+        return d
+
+
+@dataclass
+class RunReport:
+    """Everything ``hwsim run`` reports: per-layer comparison and end-to-end agreement."""
+
+    model: str
+    target: Target
+    samples: int
+    calibration_samples: int
+    layers: list[LayerReport]
+    top1_agreement: float | None
+    accuracy_float: float | None
+    accuracy_sim: float | None
+    output_sqnr_db: float
+    folded_batchnorms: list[tuple[str, str]]
+    quantized: QuantizedModel = field(repr=False)
+
+    @property
+    def fallbacks(self) -> list[LayerReport]:
+        return [layer for layer in self.layers if layer.mode != "integer"]
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary`` object of ``--json`` and ``summary.json`` (a stable contract, see docs/run.md)."""
+        return {
+            "hwsim_version": __version__,
+            "model": self.model,
+            "target": self.target.name,
+            "samples": self.samples,
+            "calibration_samples": self.calibration_samples,
+            "layers": len(self.layers),
+            "integer_layers": sum(1 for x in self.layers if x.mode == "integer"),
+            "fallback_layers": [{"name": x.name, "op": x.op, "reason": x.note} for x in self.fallbacks],
+            "folded_batchnorms": [{"into": a, "batchnorm": b} for a, b in self.folded_batchnorms],
+            "output_sqnr_db": _finite(self.output_sqnr_db),
+            "top1_agreement": self.top1_agreement,
+            "accuracy_float": self.accuracy_float,
+            "accuracy_sim": self.accuracy_sim,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary(),
+                "layers": [{k: _finite(v) for k, v in x.to_dict().items()} for x in self.layers]}
+
+    def write_folder(self, out_dir: str | os.PathLike) -> Path:
+        """Write ``summary.json``, ``layers.csv`` and ``target.yaml`` into ``out_dir`` (created if needed).
+
+        Each file is written to a temporary name and renamed, so a reader never sees half a file.
+        """
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
+        _atomic_write(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
+        rows = [x.to_dict() for x in self.layers]
+        columns = ["name", "op", "op_kind", "output", "shape", "mode", "note", "weight_bits", "activation_bits",
+                   "scale", "zero_point", "sqnr_db", "cosine", "max_abs_error", "max_lsb_error", "mean_abs_error"]
+        _atomic_write(out / "layers.csv", _csv(columns, rows))
+        _atomic_write(out / "target.yaml", yaml.safe_dump(self.target.to_dict(all_ops=True), sort_keys=False))
+        return out
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "inf" if v > 0 else "-inf" if v < 0 else "nan"
+    return v
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("x".join(map(str, r[k])) if k == "shape" else _finite(r.get(k, ""))) for k in columns})
+    return buf.getvalue()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
+              calibration: np.ndarray | None = None, labels: np.ndarray | None = None,
+              observer: str | None = None, limit: int | None = None, threads: int = 1,
+              progress: Callable[[str, int, int], None] | None = None) -> RunReport:
+    """Quantize ``graph`` for ``target`` (static calibration), simulate it bit-exactly and compare with float.
+
+    Parameters
+    ----------
+    graph : Graph
+        A float model.
+    target : Target
+        The resolved target.
+    inputs : numpy.ndarray, optional
+        Evaluation inputs, batch first; default: the model's bundled ``evaluation`` set.
+    calibration : numpy.ndarray, optional
+        Calibration inputs; default: the bundled ``calibration`` set, else the evaluation inputs.
+    labels : numpy.ndarray, optional
+        Class labels for ``inputs``; default: the bundled evaluation labels when ``inputs`` is the bundled set.
+    observer : str, optional
+        Override of the target's calibration observer.
+    limit : int, optional
+        Use at most this many evaluation (and calibration) samples.
+    threads : int
+        Threads for the integer kernels.
+    progress : callable, optional
+        ``progress(phase, done, total)`` with phase ``"calibration"`` or ``"evaluation"``.
+    """
+    data = graph.data or {}
+    if inputs is None:
+        ev = data.get("evaluation")
+        if ev is None or "x" not in ev:
+            raise HwsimError(f"model '{graph.name}': has no bundled evaluation data; pass --input x.npy")
+        inputs = ev["x"]
+        if labels is None:
+            labels = ev.get("y")
+    if calibration is None:
+        cal = data.get("calibration")
+        calibration = cal["x"] if cal is not None and "x" in cal else inputs
+    inputs = np.asarray(inputs, dtype=np.float32)
+    calibration = np.asarray(calibration, dtype=np.float32)
+    if limit is not None:
+        inputs, calibration = inputs[:limit], calibration[:limit]
+        labels = None if labels is None else np.asarray(labels)[:limit]
+    expect = tuple(graph.inputs[0].shape[1:])
+    for what, arr in (("input", inputs), ("calibration", calibration)):
+        if arr.ndim != len(expect) + 1 or tuple(arr.shape[1:]) != expect:
+            raise HwsimError(f"{what}: expected shape (N, {', '.join(map(str, expect))}) for input "
+                             f"'{graph.inputs[0].name}', got {tuple(arr.shape)}")
+    if labels is not None and len(labels) != len(inputs):
+        raise HwsimError(f"labels: {len(labels)} labels for {len(inputs)} inputs")
+
+    ncal = calibration.shape[0]
+    qm = quantize_for_target(graph, target, calibration, observer=observer,
+                             progress=None if progress is None else lambda d: progress("calibration", d, ncal))
+    g = qm.graph
+    sim = simulate(qm, inputs, keep_intermediates=True, threads=threads)
+    if progress is not None:
+        progress("evaluation", len(inputs), len(inputs))
+    ref = run_float(g, {g.inputs[0].name: inputs}, keep_intermediates=True)
+
+    layers: list[LayerReport] = []
+    for p in qm.plans:
+        if p.mode == "fused":
+            continue
+        q = qm.act[p.output]
+        simulated = q.dequantize(sim.integers[p.output])
+        comparison = compare_tensor(ref[p.output], simulated, q.scale)
+        wbits = target.numerics.weights.bits if p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") else None
+        name = p.node.name if p.fused_activation is None else f"{p.node.name}+{p.fused_activation.op}"
+        layers.append(LayerReport(name, p.node.op, p.op_kind, p.output, tuple(g.tensors[p.output].shape), p.mode,
+                                  p.reason, wbits if p.mode == "integer" else None,
+                                  target.numerics.activations.bits, q.scale, q.zero_point, comparison))
+    out = g.outputs[0]
+    sim_out, ref_out = sim.outputs[out], ref[out]
+    agreement = top1_agreement(ref_out, sim_out) if ref_out.ndim >= 2 and ref_out.shape[-1] > 1 else None
+    acc_f = acc_s = None
+    if labels is not None:
+        y = np.asarray(labels).reshape(-1)
+        acc_f = float(np.mean(ref_out.reshape(len(y), -1).argmax(-1) == y))
+        acc_s = float(np.mean(sim_out.reshape(len(y), -1).argmax(-1) == y))
+    sqnr = compare_tensor(ref_out, sim_out, qm.act[out].scale).sqnr_db
+    return RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, agreement, acc_f, acc_s, sqnr,
+                     list(qm.folded_batchnorms), qm)

@@ -1,0 +1,831 @@
+"""Quantize a float graph for a target and run it bit-exactly on the integer core.
+
+Two steps, both explicit:
+
+1. :func:`quantize_for_target` folds BatchNorm, decides which activations fuse into their producer (the
+   target's ``fuse`` lists), calibrates every activation tensor on calibration data with the target's
+   observer, and quantizes weights and biases by the target's tensor roles. The result is a
+   :class:`QuantizedModel`: the graph plus one :class:`ActQuant` per activation tensor and one
+   :class:`LayerPlan` per node.
+2. :func:`simulate` runs a :class:`QuantizedModel` on float inputs: the input is quantized with the target's
+   quantize formula, every node runs the integer kernel the target names for its op kind (``_core``), and
+   ops the target does not run in integer form (or hwsim has no integer kernel for yet) run as
+   dequantize → float32 op → quantize, which the plan reports as a fallback.
+
+Nothing here knows a target by name: every choice comes from the resolved :class:`hwsim.targets.Target`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from hwsim import _core
+from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
+from hwsim.emulate.float_ref import run_float
+from hwsim.errors import HwsimError
+from hwsim.graph import Graph, Node, QuantSpec
+from hwsim.graph.quant import default_storage_dtype
+from hwsim.quant import observers as obs
+from hwsim.quant import scheme as qs
+from hwsim.quant.bn_fold import fold_batchnorm
+from hwsim.targets import OpImpl, Target, TensorRole
+
+# Kernels of the target schema that this simulator runs in integer form. Any other kernel named by a target
+# runs as a float fallback and is reported as "no integer kernel in hwsim yet".
+INTEGER_KERNELS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool", "tflite_avg_pool",
+                   "dpu_avg_pool", "tflite_add", "dpu_add", "concat", "clamp", "pad", "copy", "transpose",
+                   "lut")
+
+_WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Quantization of activation tensors
+
+
+@dataclass(frozen=True)
+class ActQuant:
+    """How one activation tensor is held as integers: real = scale · (q − zero_point), q in [qmin, qmax]."""
+
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+    fix_pos: int | None = None
+    bits: int = 8
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Smallest numpy integer type holding [qmin, qmax]."""
+        for dt in (np.int8, np.uint8, np.int16, np.uint16):
+            info = np.iinfo(dt)
+            if info.min <= self.qmin and self.qmax <= info.max:
+                return np.dtype(dt)
+        return np.dtype(np.int32)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """float32 (q − zp)·s."""
+        return ((q.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"scale": self.scale, "zero_point": self.zero_point, "qmin": self.qmin, "qmax": self.qmax}
+        if self.fix_pos is not None:
+            d["fix_pos"] = self.fix_pos
+        return d
+
+
+def _rounding(name: str) -> _core.RoundingMode:
+    return getattr(_core.RoundingMode, name)
+
+
+def _role_range(role: TensorRole) -> tuple[int, int]:
+    """Storage range of a role: what kernels saturate to (a reduced calibration range does not narrow it)."""
+    return int(role.qmin), int(role.qmax)
+
+
+def _scheme(role: TensorRole, *, axis: int | None = None) -> qs.QuantScheme:
+    """The quantizer's scheme object for a target tensor role (hwsim.quant stays target-agnostic)."""
+    granularity = role.granularity
+    if granularity != "per_tensor" and axis is None:
+        granularity = "per_tensor"
+    rule = role.params_rule
+    if role.scale_kind == "pow2" and rule not in ("pow2_diffs", "pow2_overflow_free"):
+        rule = "pow2_diffs"
+    return qs.QuantScheme(bits=role.bits, signed=role.signed, narrow=role.narrow, symmetric=role.symmetric,
+                          granularity=granularity, axis=axis if granularity != "per_tensor" else None,
+                          group_size=role.group_size if granularity == "per_group" else None,
+                          scale_kind=role.scale_kind, rounding=role.rounding.lower(),
+                          reduce_range=role.reduce_range, params_rule=rule)
+
+
+def _quantize_method(role: TensorRole) -> str:
+    # A power-of-two scale makes x / s, x · (1/s) and fma identical; multiply by the exact reciprocal.
+    return "multiply_reciprocal" if role.quantize_formula == "pow2_exact" else role.quantize_formula
+
+
+def quantize_tensor(x: np.ndarray, q: ActQuant, role: TensorRole) -> np.ndarray:
+    """Float → integer codes of ``q`` with the role's rounding and quantize formula (the target's QUANTIZE)."""
+    return _core.quantize(np.ascontiguousarray(x, dtype=np.float32), np.float32(q.scale), q.zero_point, q.qmin,
+                          q.qmax, rounding=_rounding(role.rounding), method=_quantize_method(role),
+                          precision="fp32", out_dtype=q.dtype)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Plans
+
+
+@dataclass
+class LayerPlan:
+    """What the simulator does for one node."""
+
+    node: Node
+    op_kind: str  # target op kind (Conv2D with groups == C is DepthwiseConv2D)
+    impl: OpImpl
+    mode: str  # "integer" | "fallback" | "fused"
+    reason: str = ""  # why a fallback, or which node a fused activation went into
+    fused_activation: Node | None = None
+    output: str = ""  # tensor this plan writes (the fused activation's output for fused producers)
+    consts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def integer(self) -> bool:
+        return self.mode == "integer"
+
+
+@dataclass
+class QuantizedModel:
+    """A graph prepared for one target: activation quantization, integer weights and per-node plans."""
+
+    graph: Graph  # BatchNorm folded
+    target: Target
+    act: dict[str, ActQuant]
+    plans: list[LayerPlan]
+    folded_batchnorms: list[tuple[str, str]]
+    calibration_samples: int
+
+    @property
+    def fallbacks(self) -> list[LayerPlan]:
+        return [p for p in self.plans if p.mode == "fallback"]
+
+    def to_graph(self) -> Graph:
+        """This model as a pre-quantized graph (integer weights and biases, a spec on every tensor).
+
+        Simulating the returned graph on the same target gives the same integers; saving it with
+        :func:`hwsim.graph.save_model` freezes the quantization for golden tests or for another tool.
+        """
+        g = self.graph.copy()
+        quant: dict[str, QuantSpec] = {}
+        for name, a in self.act.items():
+            quant[name] = _spec(a.bits, a.qmin < 0, [a.scale], [a.zero_point], None, a.fix_pos)
+        for p in self.plans:
+            c = p.consts
+            if "w_int" not in c:
+                continue
+            w_name = p.node.inputs[1]
+            b_name = p.node.inputs[2] if len(p.node.inputs) > 2 else f"{p.node.name}.bias_int"
+            if len(p.node.inputs) < 3:
+                p_node = next(n for n in g.nodes if n.name == p.node.name)
+                p_node.inputs = [*p_node.inputs, b_name]
+            g.params[w_name] = c["w_int"]
+            b_bits = 32 if c.get("fix_pos_b") is None else self.target.numerics.bias.bits
+            g.params[b_name] = c["bias"].astype(default_storage_dtype(b_bits, True))
+            fw, fb = c.get("fix_pos_w"), c.get("fix_pos_b")
+            x_scale = np.float32(self.act[p.node.inputs[0]].scale)
+            w_bits = self.target.numerics.weights.bits
+            if fw is None:
+                quant[w_name] = _spec(w_bits, True, c["w_scale"], np.zeros(c["w_scale"].size, np.int64), 0, None)
+                quant[b_name] = _spec(32, True, (x_scale * c["w_scale"]).astype(np.float32),
+                                      np.zeros(c["w_scale"].size, np.int64), 0, None)
+            else:
+                quant[w_name] = _spec(w_bits, True, [2.0**-fw], [0], None, fw)
+                quant[b_name] = _spec(b_bits, True, [2.0**-fb], [0], None, fb)
+        for p in self.plans:  # a fused producer's own output carries the activation's spec
+            if p.fused_activation is not None:
+                quant[p.node.outputs[0]] = quant[p.output]
+        return Graph(g.name, g.inputs, g.outputs, g.nodes, g.params, quant, g.data, g.metadata)
+
+
+def _spec(bits: int, signed: bool, scale, zero_point, axis: int | None, fix_pos: int | None) -> QuantSpec:
+    return QuantSpec(bits=bits, signed=signed, scale=np.asarray(scale, np.float32).ravel(),
+                     zero_point=np.asarray(zero_point, np.int64).ravel(), axis=axis,
+                     scale_kind="float" if fix_pos is None else "pow2",
+                     fix_pos=None if fix_pos is None else np.array([fix_pos], np.int64))
+
+
+def op_kind_of(graph: Graph, node: Node) -> str:
+    """The target op kind of a node: a Conv2D whose groups equal its input channels is DepthwiseConv2D."""
+    if node.op == "Conv2D":
+        cin = graph.tensors[node.inputs[0]].shape[-1]
+        if node.attrs.get("groups", 1) == cin and cin > 1:
+            return "DepthwiseConv2D"
+    return node.op
+
+
+def _sole_consumer(graph: Graph, tensor: str) -> Node | None:
+    users = graph.consumers(tensor)
+    if len(users) == 1 and tensor not in graph.outputs:
+        return users[0]
+    return None
+
+
+def _observer(target: Target, name_override: str | None):
+    cal = target.numerics.calibration
+    name = name_override or cal.observer
+    act = target.numerics.activations
+    if name in ("minmax", "moving_average_minmax"):
+        return obs.MinMaxObserver()
+    if name == "percentile":
+        return obs.PercentileObserver(cal.percentile, symmetric=act.symmetric)
+    if name == "mse":
+        return obs.MSEObserver(bits=act.bits, signed=act.signed, symmetric=act.symmetric)
+    if name in ("kl", "entropy", "histogram"):
+        return obs.KLObserver()
+    if name in ("pow2_diffs", "pow2_overflow_free"):
+        return _Pow2History(act, cal, scope=1 if name == "pow2_overflow_free" else cal.fix_pos_scope)
+    raise HwsimError(f"calibration: unknown observer {name!r}; allowed: minmax, percentile, mse, kl, pow2_diffs")
+
+
+class _Pow2History:
+    """vai_q's activation fix_pos: the diffs search per calibration batch, then the mode (numerics C.3)."""
+
+    def __init__(self, role: TensorRole, cal, scope: int) -> None:
+        self.role, self.cal, self.scope = role, cal, scope
+        self.history: list[int] = []
+
+    def update(self, batch: np.ndarray) -> None:
+        self.history.append(qs.pow2_fix_pos_diffs(batch, self.role.bits, self.role.rounding.lower(), self.scope,
+                                                  self.cal.fix_pos_max))
+
+    def fix_pos(self) -> int:
+        return qs.pow2_fix_pos_mode(self.history)
+
+
+def _act_from_observer(o, role: TensorRole) -> ActQuant:
+    if isinstance(o, _Pow2History):
+        p = o.fix_pos()
+        lo, hi = _role_range(role)
+        return ActQuant(float(np.ldexp(np.float32(1.0), -p)), 0, lo, hi, fix_pos=p, bits=role.bits)
+    lo, hi = o.range()
+    params = qs.params_from_range(_scheme(role), lo, hi)
+    qmin, qmax = _role_range(role)
+    return ActQuant(float(np.float32(params.scale.ravel()[0])), int(params.zero_point.ravel()[0]), qmin, qmax,
+                    bits=role.bits)
+
+
+def _batches(x: np.ndarray, batch: int) -> Iterable[np.ndarray]:
+    for i in range(0, x.shape[0], batch):
+        yield x[i:i + batch]
+
+
+def quantize_for_target(graph: Graph, target: Target, calibration: np.ndarray | None = None, *,
+                        observer: str | None = None,
+                        batch_size: int = 16, progress: Callable[[int], None] | None = None) -> QuantizedModel:
+    """Prepare ``graph`` for ``target``: static quantization of a float model, or a pre-quantized model as is.
+
+    A pre-quantized graph (quantization specs on its tensors, integer weights; the contract is in
+    docs/format.md, "Pre-quantized models") keeps its scales, zero points and integers: nothing is
+    calibrated, and only the target's requantization constants are derived from the scales.
+
+    Parameters
+    ----------
+    graph : Graph
+        A float model, or a pre-quantized one.
+    target : Target
+        Resolved target; its numerics choose observers, parameter rules, rounding and kernels.
+    calibration : numpy.ndarray
+        Calibration inputs for the graph's single input, batch first.
+    observer : str, optional
+        Override of the target's activation observer (``minmax``, ``percentile``, ``mse``, ``kl``,
+        ``pow2_diffs``).
+    batch_size : int
+        Calibration batch size (pow2 targets take the mode of per-batch positions, so this matters there).
+    progress : callable, optional
+        Called with the number of samples processed after each batch.
+    """
+    if graph.quant:
+        return _from_prequantized(graph, target)
+    if len(graph.inputs) != 1:
+        raise HwsimError(f"model '{graph.name}': hwsim run needs a single-input graph, got "
+                         f"{len(graph.inputs)} inputs")
+    if calibration is None:
+        raise HwsimError(f"model '{graph.name}': a float model needs calibration data")
+    calibration = np.asarray(calibration, dtype=np.float32)
+    if calibration.ndim == 0 or calibration.shape[0] == 0:
+        raise HwsimError("calibration: no calibration samples")
+    g, fold = fold_batchnorm(graph)
+    plans = _make_plans(g, target)
+    act_role = target.numerics.activations
+
+    # Which tensors need observed ranges: graph input and every output written by a plan that sets its
+    # own output parameters.
+    observed: dict[str, Any] = {g.inputs[0].name: _observer(target, observer)}
+    if isinstance(observed[g.inputs[0].name], _Pow2History):
+        observed[g.inputs[0].name].scope = target.numerics.calibration.input_fix_pos_scope
+    for p in plans:
+        if p.mode != "fused" and not _output_follows_input(p):
+            observed[p.output] = _observer(target, observer)
+    done = 0
+    for xb in _batches(calibration, batch_size):
+        values = run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True)
+        for t, o in observed.items():
+            o.update(values[t])
+        done += xb.shape[0]
+        if progress is not None:
+            progress(done)
+
+    act: dict[str, ActQuant] = {t: _act_from_observer(o, act_role) for t, o in observed.items()}
+    for p in plans:
+        if p.mode == "fused":
+            continue
+        if _output_follows_input(p):
+            act[p.output] = _fixed_or_same(p, act)
+    for p in plans:
+        if p.mode == "integer" and p.op_kind in _WEIGHTED:
+            _prepare_weighted(g, target, p, act)
+        elif p.mode == "integer":
+            _prepare_other(g, target, p, act)
+    return QuantizedModel(g, target, act, plans, fold.folded, int(calibration.shape[0]))
+
+
+def _act_from_spec(graph: Graph, tensor: str, role: TensorRole) -> ActQuant:
+    spec = graph.quant[tensor]
+    if spec.axis is not None or np.size(spec.scale) != 1:
+        raise HwsimError(f"tensor '{tensor}': per-channel activation quantization is not supported")
+    fix_pos = None
+    if spec.scale_kind == "pow2":
+        fix_pos = int(np.ravel(spec.fix_pos)[0])
+    lo, hi = spec.qmin, spec.qmax
+    return ActQuant(float(np.float32(np.ravel(spec.scale)[0])), int(np.ravel(spec.zero_point)[0]), int(lo), int(hi),
+                    fix_pos, spec.bits)
+
+
+def _from_prequantized(graph: Graph, target: Target) -> QuantizedModel:
+    """A QuantizedModel that uses the graph's own quantization specs and integer parameters."""
+    g = graph
+    plans = _make_plans(g, target)
+    role = target.numerics.activations
+    act: dict[str, ActQuant] = {}
+    for t in [i.name for i in g.inputs] + [p.output for p in plans if p.mode != "fused"]:
+        if t in g.quant:
+            act[t] = _act_from_spec(g, t, role)
+    for p in plans:
+        if p.mode == "fused" or p.output in act:
+            continue
+        if _output_follows_input(p) and p.node.inputs[0] in act:
+            act[p.output] = _fixed_or_same(p, act)
+        else:
+            raise HwsimError(f"model '{g.name}': tensor '{p.output}' (output of node '{p.node.name}') has no "
+                             "quantization parameters")
+    for t in [i.name for i in g.inputs]:
+        if t not in act:
+            raise HwsimError(f"model '{g.name}': input '{t}' has no quantization parameters")
+    for p in plans:
+        if p.mode == "integer" and p.op_kind in _WEIGHTED:
+            _prepare_weighted(g, target, p, act)
+        elif p.mode == "integer":
+            _prepare_other(g, target, p, act)
+    return QuantizedModel(g, target, act, plans, [], 0)
+
+
+def _output_follows_input(p: LayerPlan) -> bool:
+    op = p.impl.output_params
+    if p.mode == "integer" and op is not None and (op.same_as_input or op.scale is not None):
+        return True
+    return p.mode == "integer" and p.impl.kernel in ("copy", "transpose", "pad")
+
+
+def _fixed_or_same(p: LayerPlan, act: dict[str, ActQuant]) -> ActQuant:
+    src = act[p.node.inputs[0]]
+    op = p.impl.output_params
+    if op is not None and op.scale is not None:
+        return ActQuant(float(op.scale), int(op.zero_point or 0), src.qmin, src.qmax, bits=src.bits)
+    return src
+
+
+def _make_plans(g: Graph, target: Target) -> list[LayerPlan]:
+    plans: list[LayerPlan] = []
+    fused_into: dict[str, LayerPlan] = {}
+    for node in g.nodes:
+        kind = op_kind_of(g, node)
+        impl = target.op(kind)
+        if node.name in fused_into:
+            producer = fused_into[node.name]
+            plans.append(LayerPlan(node, kind, impl, "fused", reason=f"fused into '{producer.node.name}'",
+                                   output=node.outputs[0]))
+            continue
+        if impl.kernel is None or impl.kernel == "float32":
+            mode, reason = "fallback", f"target runs {kind} as {impl.fallback or 'float'}"
+        elif impl.kernel not in INTEGER_KERNELS:
+            mode, reason = "fallback", f"hwsim has no integer kernel '{impl.kernel}' yet (float32 instead)"
+        else:
+            mode, reason = "integer", ""
+        if mode == "integer" and kind == "DepthwiseConv2D" and g.params[node.inputs[1]].shape[0] != \
+                g.tensors[node.inputs[0]].shape[-1]:
+            mode, reason = "fallback", "depthwise multiplier > 1 is not simulated yet"
+        plan = LayerPlan(node, kind, impl, mode, reason, output=node.outputs[0])
+        if mode == "integer" and kind in _WEIGHTED:
+            user = _sole_consumer(g, node.outputs[0])
+            if user is not None and user.op in impl.fuse and _fusable(user):
+                plan.fused_activation = user
+                plan.output = user.outputs[0]
+                fused_into[user.name] = plan
+        plans.append(plan)
+    return plans
+
+
+def _fusable(node: Node) -> bool:
+    # Only activations that are a clamp (or the DPU's 26/256 leaky slope) fuse into the requantization.
+    if node.op in ("ReLU", "ReLU6"):
+        return True
+    return node.op == "LeakyReLU" and abs(node.attrs.get("alpha", 0.0) - 26 / 256) < 1e-6
+
+
+# ------------------------------------------------------------------------------------------------------
+# Weights, biases and requantization constants
+
+
+def _quantize_weight(w: np.ndarray, role: TensorRole, axis: int | None) -> tuple[np.ndarray, qs.QuantParams]:
+    sch = _scheme(role, axis=axis)
+    params = qs.params_from_tensor(sch, w)
+    lo, hi = params.qmin, params.qmax
+    scale = params.scale.astype(np.float32)
+    if params.axis is None:
+        q = _core.quantize(np.ascontiguousarray(w, np.float32), np.float32(scale.ravel()[0]),
+                           int(params.zero_point.ravel()[0]), lo, hi, rounding=_rounding(role.rounding),
+                           method=_quantize_method(role), precision="fp32", out_dtype=np.int8)
+    else:
+        q = _core.quantize(np.ascontiguousarray(w, np.float32), scale, params.zero_point.astype(np.int64), lo, hi,
+                           axis=params.axis, rounding=_rounding(role.rounding), method=_quantize_method(role),
+                           precision="fp32", out_dtype=np.int8)
+    return q, params
+
+
+def _activation_bounds(p: LayerPlan, out: ActQuant) -> tuple[int, int]:
+    """Clamp bounds after requantization: the output range narrowed by a fused ReLU/ReLU6.
+
+    act_min = max(qmin, zp), act_max = min(qmax, zp + round(6 / s)) with the division in float32 and the
+    target's bound rounding (TFLite CalculateActivationRangeQuantized, numerics A.1).
+    """
+    lo, hi = out.qmin, out.qmax
+    act = p.fused_activation
+    if act is None:
+        return lo, hi
+    if act.op in ("ReLU", "ReLU6"):
+        lo = max(lo, out.zero_point)
+    if act.op == "ReLU6":
+        hi = min(hi, out.zero_point + _rounded_bound(6.0, out, p.impl.params.get("bound_rounding")))
+    return lo, hi
+
+
+def _rounded_bound(value: float, q: ActQuant, rounding: str | None) -> int:
+    ratio = np.float32(value) / np.float32(q.scale)
+    return int(_core.round_float(np.array([ratio], np.float64), _rounding(rounding or "HALF_AWAY_FROM_ZERO"))[0])
+
+
+def _given_weights(g: Graph, node: Node, p: LayerPlan, x_q: ActQuant, scheme: str) -> None:
+    """Weights, bias and (for power-of-two scales) shifts of a pre-quantized layer, taken as they are."""
+    c = p.consts
+    w_name = node.inputs[1]
+    spec = g.quant[w_name]
+    w = g.params[w_name]
+    if w.dtype.kind not in "iu" or np.any(np.ravel(spec.zero_point) != 0):
+        raise HwsimError(f"node '{node.name}': weight '{w_name}' must be integer and symmetric (zero point 0)")
+    if spec.axis not in (None, 0) or spec.group_size is not None:
+        raise HwsimError(f"node '{node.name}': weight '{w_name}' must be per-tensor or per output channel (axis 0)")
+    if w.min() < -128 or w.max() > 127:
+        raise HwsimError(f"node '{node.name}': weight '{w_name}' holds values outside int8")
+    c["w_int"] = np.ascontiguousarray(w, dtype=np.int8)
+    c["w_scale"] = np.broadcast_to(np.asarray(spec.scale, np.float32).ravel(), (w.shape[0],)).copy()
+    b_name = node.inputs[2] if len(node.inputs) > 2 else None
+    if b_name is not None and b_name not in g.quant:
+        raise HwsimError(f"node '{node.name}': bias '{b_name}' of a pre-quantized layer must be integer with a "
+                         "quantization spec")
+    bias = g.params[b_name].astype(np.int64) if b_name is not None else np.zeros(w.shape[0], np.int64)
+    if scheme == "pow2_shift":
+        if spec.scale_kind != "pow2" or x_q.fix_pos is None:
+            raise HwsimError(f"node '{node.name}': a power-of-two target needs power-of-two scales on the input "
+                             f"and weights of this layer")
+        p_w = int(np.ravel(spec.fix_pos)[0])
+        c["fix_pos_w"] = p_w
+        b_spec = g.quant.get(b_name) if b_name else None
+        p_b = int(np.ravel(b_spec.fix_pos)[0]) if b_spec is not None and b_spec.fix_pos is not None else x_q.fix_pos + p_w
+        c["fix_pos_b"] = p_b
+        c["shift_bias"] = x_q.fix_pos + p_w - p_b
+    c["bias"] = np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32)
+
+
+def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQuant]) -> None:
+    node = p.node
+    x_q = act[node.inputs[0]]
+    y_q = act[p.output]
+    w_name = node.inputs[1]
+    w = g.params[w_name]
+    b_name = node.inputs[2] if len(node.inputs) > 2 else None
+    w_role = target.numerics.weights
+    scheme = p.impl.requant.scheme if p.impl.requant is not None else "none"
+    c = p.consts
+    c["act_min"], c["act_max"] = _activation_bounds(p, y_q)
+    if w_name in g.quant:  # pre-quantized: the model's own integers and scales
+        _given_weights(g, node, p, x_q, scheme)
+    else:
+        b = g.params[b_name] if b_name is not None else np.zeros(w.shape[0], np.float32)
+        w_int, w_params = _quantize_weight(w, w_role, axis=0)
+        c["w_int"] = w_int
+        c["w_scale"] = np.broadcast_to(w_params.scale.astype(np.float32), (w.shape[0],)).copy()
+    if scheme == "pow2_shift" and "bias" in c:  # given power-of-two integers (C.4)
+        if y_q.fix_pos is None:
+            raise HwsimError(f"node '{node.name}': a power-of-two target needs a power-of-two output scale")
+        c["shift_cut"] = x_q.fix_pos + c["fix_pos_w"] - y_q.fix_pos
+    elif scheme == "pow2_shift":
+        w_fix = np.broadcast_to(w_params.fix_pos, (w.shape[0],))
+        if np.unique(w_fix).size != 1:
+            raise HwsimError(f"node '{node.name}': per-channel power-of-two weights are not supported")
+        p_w = int(w_fix[0])
+        prm = p.impl.requant.params
+        shift_cut = x_q.fix_pos + p_w - y_q.fix_pos
+        if shift_cut > prm.get("shift_cut_max", 16):  # too large: lower the weight position (C.4)
+            p_w -= shift_cut - prm.get("shift_cut_max", 16)
+            w_int = _core.quantize(np.ascontiguousarray(w, np.float32), np.float32(2.0 ** -p_w), 0, w_params.qmin,
+                                   w_params.qmax, rounding=_rounding(w_role.rounding),
+                                   method="multiply_reciprocal", out_dtype=np.int8)
+            c["w_int"] = w_int
+            shift_cut = x_q.fix_pos + p_w - y_q.fix_pos
+        b_role = target.numerics.bias
+        p_b = qs.pow2_fix_pos_diffs(b, b_role.bits, b_role.rounding.lower(), 5, target.numerics.calibration.fix_pos_max)
+        shift_bias = x_q.fix_pos + p_w - p_b
+        lo_sb = min(0, shift_cut + prm.get("shift_bias_min_offset", -16))
+        shift_bias = int(np.clip(shift_bias, lo_sb, prm.get("shift_bias_max", 16)))
+        p_b = x_q.fix_pos + p_w - shift_bias
+        blo, bhi = _role_range(b_role)
+        c["bias"] = _core.quantize(np.ascontiguousarray(b, np.float32), np.float32(2.0 ** -p_b), 0, blo, bhi,
+                                   rounding=_rounding(b_role.rounding), method="multiply_reciprocal",
+                                   out_dtype=np.int32)
+        c.update(shift_cut=int(shift_cut), shift_bias=int(shift_bias), fix_pos_w=p_w, fix_pos_b=p_b)
+    else:
+        if "bias" not in c:
+            # int32 bias with scale s_in · s_w[c] (float32 product), rounded by the bias role (A.1, B.5)
+            bias_scale = (np.float32(x_q.scale) * c["w_scale"]).astype(np.float32)
+            b_role = target.numerics.bias
+            q = _core.round_float((b.astype(np.float64) / bias_scale.astype(np.float64)), _rounding(b_role.rounding))
+            c["bias"] = np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
+        rp = dict(p.impl.requant.params) if p.impl.requant is not None else {}
+        if scheme == "float_scale":
+            if rp.get("scale_precision", "float32") == "float32":
+                mult = (np.float32(x_q.scale) * c["w_scale"] / np.float32(y_q.scale)).astype(np.float32)
+            else:
+                mult = (np.float64(x_q.scale) * c["w_scale"].astype(np.float64) / np.float64(y_q.scale))
+            c["multiplier"] = mult
+        elif scheme in ("fixed_point_double", "fixed_point_single"):
+            real = (np.float64(np.float32(x_q.scale)) * c["w_scale"].astype(np.float64)
+                    / np.float64(np.float32(y_q.scale)))
+            single = scheme == "fixed_point_single"
+            ms = [_core.quantize_multiplier(float(r), single_rounding=single) for r in real]
+            c["M"] = np.array([m for m, _ in ms], np.int32)
+            c["shift"] = np.array([s for _, s in ms], np.int32)
+        else:
+            raise HwsimError(f"target {target.name}: requantization scheme {scheme!r} for {p.op_kind} is not "
+                             "simulated yet")
+    c["x_zero_point"] = x_q.zero_point
+
+
+def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQuant]) -> None:
+    node, c = p.node, p.consts
+    k = p.impl.kernel
+    x_q = act[node.inputs[0]]
+    y_q = act[p.output]
+    if k == "tflite_add":
+        a_q, b_q = act[node.inputs[0]], act[node.inputs[1]]
+        c["params"] = _core_tflite_add_params(a_q, b_q, y_q)
+    elif k == "lut":
+        fn = {"Sigmoid": "logistic", "Tanh": "tanh"}.get(node.op)
+        if fn is None:
+            p.mode, p.reason = "fallback", f"no lookup table for {node.op} yet (float32 instead)"
+            return
+        c["table"] = _core.lut_tflite_int8(fn, np.float32(x_q.scale), x_q.zero_point, np.float32(y_q.scale),
+                                           y_q.zero_point, dtype=str(x_q.dtype))
+    elif k == "clamp":
+        lo, hi = y_q.qmin, y_q.qmax
+        if node.op in ("ReLU", "ReLU6"):
+            lo = max(lo, y_q.zero_point)
+        if node.op == "ReLU6":
+            hi = min(hi, y_q.zero_point + _rounded_bound(6.0, y_q, p.impl.params.get("bound_rounding")))
+        c["bounds"] = (lo, hi)
+        if (x_q.scale, x_q.zero_point) != (y_q.scale, y_q.zero_point):
+            p.mode, p.reason = "fallback", "standalone activation with its own output scale (float32 instead)"
+
+
+def _core_tflite_add_params(a: ActQuant, b: ActQuant, y: ActQuant) -> dict[str, Any]:
+    from hwsim import numerics
+
+    return numerics.tflite_add_params(np.float32(a.scale), a.zero_point, np.float32(b.scale), b.zero_point,
+                                      np.float32(y.scale), y.zero_point)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Execution
+
+
+@dataclass
+class SimulationResult:
+    """Integer tensors (every kept tensor) and the dequantized graph outputs."""
+
+    integers: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+def simulate(model: QuantizedModel, x: np.ndarray, *, keep_intermediates: bool = True,
+             threads: int = 1) -> SimulationResult:
+    """Run ``model`` on float input ``x`` (batch first) with the target's integer arithmetic.
+
+    Every tensor is an integer array in the codes of its :class:`ActQuant`; tensors are dropped as soon as
+    no later node reads them unless ``keep_intermediates``.
+    """
+    g, tgt = model.graph, model.target
+    x = np.asarray(x, dtype=np.float32)
+    in_name = g.inputs[0].name
+    expect = tuple(g.inputs[0].shape[1:])
+    if tuple(x.shape[1:]) != expect:
+        raise HwsimError(f"input '{in_name}': expected shape (N, {', '.join(map(str, expect))}), got {x.shape}")
+    role = tgt.numerics.activations
+    ints: dict[str, np.ndarray] = {in_name: quantize_tensor(x, model.act[in_name], role)}
+    last_use = _last_use(model)
+    for i, p in enumerate(model.plans):
+        if p.mode == "fused":
+            continue
+        if p.mode == "fallback":
+            out = _run_fallback(model, p, ints)
+        else:
+            out = _RUNNERS[p.impl.kernel if p.op_kind not in _WEIGHTED else "weighted"](model, p, ints, threads)
+        ints[p.output] = out
+        if not keep_intermediates:
+            for t in [t for t, last in last_use.items() if last == i and t in ints and t not in g.outputs]:
+                del ints[t]
+    outputs = {o: model.act[o].dequantize(ints[o]) for o in g.outputs}
+    return SimulationResult(ints, outputs)
+
+
+def _last_use(model: QuantizedModel) -> dict[str, int]:
+    last: dict[str, int] = {}
+    for i, p in enumerate(model.plans):
+        for t in p.node.inputs:
+            last[t] = i
+    return last
+
+
+def _run_fallback(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray]) -> np.ndarray:
+    g = model.graph
+    args = []
+    for t in p.node.inputs:
+        if t in g.params:
+            args.append(g.params[t].astype(np.float32))
+        else:
+            args.append(model.act[t].dequantize(ints[t]))
+    y = FLOAT_KERNELS[p.node.op](p.node.attrs, *args)
+    return quantize_tensor(y.astype(np.float32), model.act[p.output], model.target.numerics.activations)
+
+
+def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    node, c, impl = p.node, p.consts, p.impl
+    x = ints[node.inputs[0]]
+    gemm_mode = impl.gemm or "exact"
+    if p.op_kind == "DepthwiseConv2D":
+        mode = "FBGEMM_DW3X3_PAIRS" if impl.depthwise_saturation not in (None, "none") else "EXACT"
+        a = node.attrs
+        acc = _core.depthwise_conv2d_s32(np.ascontiguousarray(x), np.ascontiguousarray(c["w_int"]),
+                                         list(a["strides"]), list(a["dilations"]), list(a["pads"]),
+                                         x_zero_point=c["x_zero_point"], mode=getattr(_core.DepthwiseMode, mode),
+                                         threads=threads)
+    elif p.op_kind == "Conv2D":
+        a = node.attrs
+        acc = _core.conv2d_s32(np.ascontiguousarray(x), c["w_int"], x_zero_point=c["x_zero_point"],
+                               strides=tuple(a["strides"]), dilations=tuple(a["dilations"]), pads=tuple(a["pads"]),
+                               groups=a.get("groups", 1), mode=gemm_mode, threads=threads)
+    else:  # Dense over the last axis
+        lead = x.shape[:-1]
+        a2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        acc = _core.gemm_s32(a2, c["w_int"], a_zero_point=c["x_zero_point"], mode=gemm_mode, threads=threads)
+        acc = acc.reshape(*lead, -1)
+    return _requantize(model, p, acc)
+
+
+def _requantize(model: QuantizedModel, p: LayerPlan, acc: np.ndarray) -> np.ndarray:
+    c = p.consts
+    y_q = model.act[p.output]
+    scheme = p.impl.requant.scheme
+    rp = dict(p.impl.requant.params)
+    lo, hi = c["act_min"], c["act_max"]
+    if scheme == "pow2_shift":
+        rounding = _rounding(rp.get("rounding", "HALF_UP"))
+        if p.fused_activation is not None and p.fused_activation.op == "LeakyReLU":
+            # DPU leaky ReLU acts on the unrounded conv result: negative sums · 26/256 (numerics C.5, sec. 7)
+            total = acc.astype(np.int64) + (c["bias"].astype(np.int64) << c["shift_bias"]) if c["shift_bias"] >= 0 \
+                else acc.astype(np.int64) + (c["bias"].astype(np.int64) >> -c["shift_bias"])
+            scaled = np.where(total < 0, total * 26, total * 256)
+            return _core.rounding_right_shift(scaled, c["shift_cut"] + 8, rounding).clip(lo, hi).astype(y_q.dtype)
+        return _core.requantize_pow2(acc, c["shift_cut"], 0, lo, hi, bias=c["bias"], shift_bias=c["shift_bias"],
+                                     rounding=rounding, out_dtype=y_q.dtype)
+    if scheme == "float_scale":
+        clamp = "before_rounding" if rp.get("clamp", "before_round") == "before_round" else "after_rounding"
+        return _core.requantize_float(acc, c["multiplier"], y_q.zero_point, lo, hi, bias=c["bias"],
+                                      precision="fp32" if rp.get("precision", "float32") == "float32" else "fp64",
+                                      scale_op="multiply" if rp.get("apply", "multiply") == "multiply" else "divide",
+                                      clamp=clamp, rounding=_rounding(rp.get("rounding", "HALF_TO_EVEN")),
+                                      out_dtype=y_q.dtype)
+    rounding = "single" if scheme == "fixed_point_single" else "double"
+    return _core.requantize_fixed_point(acc, c["M"], c["shift"], y_q.zero_point, lo, hi, bias=c["bias"],
+                                        rounding=rounding, out_dtype=y_q.dtype)
+
+
+def _pool_padding(pads: list[int]) -> tuple[int, int, int, int]:
+    top, left, bottom, right = pads
+    return top, bottom, left, right  # _core pooling takes (top, bottom, left, right)
+
+
+def _run_max_pool(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    a = p.node.attrs
+    x = ints[p.node.inputs[0]]
+    x_q, y_q = model.act[p.node.inputs[0]], model.act[p.output]
+    y = _core.max_pool2d(np.ascontiguousarray(x), tuple(a["kernel"]), tuple(a["strides"]), _pool_padding(a["pads"]))
+    return _shift_to(model, p, y, x_q, y_q)
+
+
+def _shift_to(model: QuantizedModel, p: LayerPlan, y: np.ndarray, x_q: ActQuant, y_q: ActQuant) -> np.ndarray:
+    """Move codes from x_q to y_q where they differ: a power-of-two shift with the op's rounding (DPU)."""
+    if (x_q.scale, x_q.zero_point) == (y_q.scale, y_q.zero_point):
+        return y.astype(y_q.dtype)
+    if x_q.fix_pos is not None and y_q.fix_pos is not None and p.impl.requant is not None:
+        rounding = _rounding(dict(p.impl.requant.params).get("rounding", "HALF_UP"))
+        return _core.requantize_pow2(np.ascontiguousarray(y, dtype=np.int32), x_q.fix_pos - y_q.fix_pos, 0, y_q.qmin,
+                                     y_q.qmax, rounding=rounding, out_dtype=y_q.dtype)
+    raise HwsimError(f"node '{p.node.name}': input and output quantization differ and the target gives no rule")
+
+
+def _run_avg_pool(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    node = p.node
+    x = np.ascontiguousarray(ints[node.inputs[0]])
+    x_q, y_q = model.act[node.inputs[0]], model.act[p.output]
+    if node.op == "GlobalAvgPool":
+        kernel, strides, pads = (x.shape[1], x.shape[2]), (1, 1), (0, 0, 0, 0)
+    else:
+        a = node.attrs
+        kernel, strides, pads = tuple(a["kernel"]), tuple(a["strides"]), _pool_padding(a["pads"])
+    if p.impl.kernel == "dpu_avg_pool":
+        return _core.avg_pool2d_dpu(x, kernel, strides, pads, x_q.fix_pos - y_q.fix_pos, qmin=y_q.qmin,
+                                    qmax=y_q.qmax)
+    include = bool(node.attrs.get("count_include_pad", False))
+    y = _core.avg_pool2d_tflite(x, kernel, strides, pads, count_include_pad=include)
+    return _shift_to(model, p, y, x_q, y_q)
+
+
+def _run_add(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    node = p.node
+    a_name, b_name = node.inputs
+    if a_name in model.graph.params or b_name in model.graph.params:
+        return _run_fallback(model, p, ints)
+    a, b = ints[a_name], ints[b_name]
+    if a.shape != b.shape:
+        return _run_fallback(model, p, ints)
+    y_q = model.act[p.output]
+    if p.impl.kernel == "dpu_add":
+        return _core.eltwise_add_dpu(a, b, model.act[a_name].fix_pos, model.act[b_name].fix_pos, y_q.fix_pos,
+                                     qmin=y_q.qmin, qmax=y_q.qmax)
+    prm = p.consts["params"]
+    return _core.add_int8_tflite(a, b, **prm, act_min=y_q.qmin, act_max=y_q.qmax)
+
+
+def _run_concat(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    y_q = model.act[p.output]
+    parts = []
+    for t in p.node.inputs:
+        t_q = model.act[t]
+        parts.append(_shift_to(model, p, ints[t], t_q, y_q) if t_q.fix_pos is not None else
+                     _requant_codes(ints[t], t_q, y_q, model))
+    return np.concatenate(parts, axis=p.node.attrs["axis"])
+
+
+def _requant_codes(q: np.ndarray, src: ActQuant, dst: ActQuant, model: QuantizedModel) -> np.ndarray:
+    if (src.scale, src.zero_point) == (dst.scale, dst.zero_point):
+        return q.astype(dst.dtype)
+    return quantize_tensor(src.dequantize(q), dst, model.target.numerics.activations)
+
+
+def _run_clamp(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    lo, hi = p.consts["bounds"]
+    return np.clip(ints[p.node.inputs[0]], lo, hi).astype(model.act[p.output].dtype)
+
+
+def _run_copy(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    x = ints[p.node.inputs[0]]
+    return FLOAT_KERNELS[p.node.op](p.node.attrs, x) if p.node.op in ("Reshape", "Flatten", "Transpose") else x
+
+
+def _run_pad(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    x = ints[p.node.inputs[0]]
+    x_q = model.act[p.node.inputs[0]]
+    fill = int(_core.round_float(np.array([p.node.attrs["value"] / x_q.scale], np.float64),
+                                 _rounding(model.target.numerics.activations.rounding))[0]) + x_q.zero_point
+    return np.pad(x, p.node.attrs["pads"], constant_values=np.clip(fill, x_q.qmin, x_q.qmax)).astype(x.dtype)
+
+
+def _run_lut(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    return _core.apply_lut(np.ascontiguousarray(ints[p.node.inputs[0]]), p.consts["table"])
+
+
+_RUNNERS: dict[str, Callable[..., np.ndarray]] = {
+    "weighted": _run_weighted,
+    "max_pool": _run_max_pool,
+    "tflite_avg_pool": _run_avg_pool,
+    "dpu_avg_pool": _run_avg_pool,
+    "tflite_add": _run_add,
+    "dpu_add": _run_add,
+    "concat": _run_concat,
+    "clamp": _run_clamp,
+    "copy": _run_copy,
+    "transpose": _run_copy,
+    "pad": _run_pad,
+    "lut": _run_lut,
+}
