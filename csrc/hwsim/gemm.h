@@ -29,10 +29,12 @@
 //   Avx2Pairs:  at least one pair saturated to int16, or the accumulator overflowed as above, or the final
 //               int32 add of comp wrapped.
 //
-// Paths: ISA kernels (scalar / AVX2 / AVX-512 VNNI) compute the acc_bits = 32 Wrap result with blocking and
-// threads; other settings are served by the same kernels when data bounds prove that nothing can overflow
-// (or, for Exact + Wrap, that the exact sum fits int32: wrapped afterwards), else by the sequential int64
-// scalar path (slow, exact). Results never depend on the ISA, the thread count or the blocking.
+// Paths: ISA kernels (scalar / AVX2 / AVX-512 VNNI / AMX-INT8; AMX runs Avx2Pairs on the AVX-512 kernel)
+// compute the acc_bits = 32 Wrap result with blocking (A block of <= 192 rows x K block of 512, or 2048 for
+// AMX; B in 64-column panels) and threads (tiles of the M x N plane, handed out dynamically). Other
+// settings are served by the same kernels when data bounds prove that nothing can overflow (or, for
+// Exact + Wrap, that the exact sum fits int32: wrapped afterwards), else by the sequential int64 scalar
+// path (slow, exact). Results never depend on the ISA, the thread count or the blocking.
 #pragma once
 
 #include <algorithm>
@@ -80,6 +82,7 @@ inline GemmMicroKernel select_microkernel(GemmIsa isa, GemmMode mode) {
 namespace gemm_detail {
 
 constexpr int64_t kBlockK = 512;    // K block: one packed-B panel slice is 64 x 512 bytes = 32 KiB (L1)
+constexpr int64_t kBlockKAmx = 2048;  // AMX: longer K blocks amortise the tile store + add of C
 constexpr int64_t kMaxBlockM = 192;  // M block: packed A block of 192 x 512 bytes = 96 KiB (L2)
 
 // Row stride of a packed A block: whole 64-byte AMX tile rows.
@@ -146,7 +149,8 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads));
     const int64_t n_items = t.m_tiles * t.n_tiles;
     const int workers = parallel_workers(n_items, threads);
-    const int64_t kc_max = std::min<int64_t>(gemm_detail::kBlockK, std::max<int64_t>(b.kp, kKGroup));
+    const int64_t block_k = isa == GemmIsa::Amx && mode == GemmMode::Exact ? gemm_detail::kBlockKAmx : gemm_detail::kBlockK;
+    const int64_t kc_max = std::min<int64_t>(block_k, std::max<int64_t>(b.kp, kKGroup));
     // AMX tiles read A in 32-row steps: the block buffer has whole 32-row groups (spare rows are ignored).
     const int64_t a_block_bytes = (t.mc + 31) / 32 * 32 * gemm_detail::a_block_stride(kc_max);
     const bool whole_block_kernel = isa == GemmIsa::Amx && mode == GemmMode::Exact;

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "hwsim/int_range.h"
@@ -41,6 +43,64 @@ struct ParamLayout {
   }
 };
 
+// Fast path of Quantize for SATURATE and deterministic rounding with |qmin|, |qmax| < 2^22: the value
+// t is clamped before rounding (same integer: every mode is monotone and keeps integers; NaN -> 0),
+// then rounded by the branch-free RoundSmallToInt32. n elements; parameter j is params[j * kStride].
+template <RoundingMode M, QuantizeMethod kMethod, int kStride, typename In, typename Real, typename Out>
+inline void QuantizeRunSmallBody(const In* __restrict x, int64_t n, const Real* __restrict scale, const Real* __restrict inv,
+                      const Real* __restrict lo, const Real* __restrict hi, const int32_t* __restrict zp,
+                      Out* __restrict out) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t p = j * kStride;
+    const Real xv = static_cast<Real>(x[j]);
+    Real t;
+    if (kMethod == QuantizeMethod::DIVIDE) t = xv / scale[p];
+    else if (kMethod == QuantizeMethod::MULTIPLY_RECIPROCAL) t = xv * inv[p];
+    else if (kMethod == QuantizeMethod::FMA_RECIPROCAL) t = std::fma(xv, inv[p], static_cast<Real>(zp[p]));
+    else t = static_cast<Real>(xv * inv[p]) + static_cast<Real>(zp[p]);
+    t = t == t ? t : Real(0);
+    t = std::min(std::max(t, lo[p]), hi[p]);
+    const bool adds_zp = kMethod == QuantizeMethod::DIVIDE || kMethod == QuantizeMethod::MULTIPLY_RECIPROCAL;
+    out[j] = static_cast<Out>(RoundSmallToInt32<M, Real>(t) + (adds_zp ? zp[p] : 0));
+  }
+}
+
+// Not inlined: as separate functions their restrict parameters let the loop vectorise. The FMA
+// method gets an AVX2+FMA clone on x86 (the baseline build has no fma instruction and would call
+// libm's fmaf per element); both compute the same single-rounding fma, so results are identical.
+template <RoundingMode M, QuantizeMethod kMethod, int kStride, typename In, typename Real, typename Out>
+[[gnu::noinline]] void QuantizeRunSmallGeneric(const In* __restrict x, int64_t n, const Real* __restrict scale,
+                                               const Real* __restrict inv, const Real* __restrict lo,
+                                               const Real* __restrict hi, const int32_t* __restrict zp, Out* __restrict out) {
+  QuantizeRunSmallBody<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+template <RoundingMode M, QuantizeMethod kMethod, int kStride, typename In, typename Real, typename Out>
+[[gnu::noinline]] __attribute__((target("avx2,fma"))) void QuantizeRunSmallFma(
+    const In* __restrict x, int64_t n, const Real* __restrict scale, const Real* __restrict inv,
+    const Real* __restrict lo, const Real* __restrict hi, const int32_t* __restrict zp, Out* __restrict out) {
+  QuantizeRunSmallBody<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
+}
+
+inline bool HostHasFma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+#endif
+
+template <RoundingMode M, QuantizeMethod kMethod, int kStride, typename In, typename Real, typename Out>
+void QuantizeRunSmall(const In* x, int64_t n, const Real* scale, const Real* inv, const Real* lo, const Real* hi,
+                      const int32_t* zp, Out* out) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (kMethod == QuantizeMethod::FMA_RECIPROCAL && HostHasFma()) {
+    QuantizeRunSmallFma<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
+    return;
+  }
+#endif
+  QuantizeRunSmallGeneric<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
+}
+
 // Real = float (fp32) or double (fp64): every operation is one IEEE operation in Real. The scale is
 // used as Real (a float64 scale is rounded to float32 for fp32, as engines store float32 scales).
 template <typename In, typename Real, typename Out>
@@ -51,27 +111,81 @@ void Quantize(const In* x, const ParamLayout& L, const Real* scale, const int32_
   for (int64_t p = 0; p < n_params; ++p) inv[p] = Real(1) / scale[p];
   // Wide saturation bounds before WRAP so the float -> int64 conversion is defined.
   const int64_t wide = int64_t{1} << 62;
-  for (int64_t o = 0; o < L.outer; ++o) {
-    for (int64_t d = 0; d < L.D; ++d) {
-      for (int64_t i = 0; i < L.inner; ++i) {
-        const int64_t flat = (o * L.D + d) * L.inner + i;
-        const int64_t p = L.Index(o, d, i);
-        const Real xv = static_cast<Real>(x[flat]);
-        const int32_t z = zp[p];
-        double t;
-        int64_t add = 0;
-        switch (method) {
-          case QuantizeMethod::DIVIDE: t = static_cast<double>(xv / scale[p]); add = z; break;
-          case QuantizeMethod::MULTIPLY_RECIPROCAL: t = static_cast<double>(xv * inv[p]); add = z; break;
-          case QuantizeMethod::FMA_RECIPROCAL: t = static_cast<double>(std::fma(xv, inv[p], static_cast<Real>(z))); break;
-          default: t = static_cast<double>(static_cast<Real>(xv * inv[p]) + static_cast<Real>(z)); break;
+  const bool small = overflow == OverflowMode::SATURATE && rounding != RoundingMode::STOCHASTIC &&
+                     range.lo > -(int64_t{1} << 21) && range.hi < (int64_t{1} << 21);
+  if (small) {
+    // Clamp bounds of t per parameter: [qmin - zp, qmax - zp] when zp is added after rounding.
+    const bool adds_zp = method == QuantizeMethod::DIVIDE || method == QuantizeMethod::MULTIPLY_RECIPROCAL;
+    std::vector<Real> lo(static_cast<size_t>(n_params)), hi(static_cast<size_t>(n_params));
+    for (int64_t p = 0; p < n_params; ++p) {
+      lo[p] = static_cast<Real>(range.lo - (adds_zp ? zp[p] : 0));
+      hi[p] = static_cast<Real>(range.hi - (adds_zp ? zp[p] : 0));
+    }
+    DispatchRoundingMode(rounding, [&](auto mode_tag) {
+      constexpr RoundingMode M = decltype(mode_tag)::value;
+      auto with_method = [&](auto method_tag) {
+        constexpr QuantizeMethod kM = decltype(method_tag)::value;
+        auto run = [&](auto stride_tag, int64_t x_off, int64_t n, int64_t p_off) {
+          QuantizeRunSmall<M, kM, decltype(stride_tag)::value, In, Real, Out>(
+              x + x_off, n, scale + p_off, inv.data() + p_off, lo.data() + p_off, hi.data() + p_off, zp + p_off, out + x_off);
+        };
+        const std::integral_constant<int, 0> same;
+        const std::integral_constant<int, 1> step;
+        if (L.kind == 0) {
+          run(same, 0, L.outer * L.D * L.inner, 0);
+        } else if (L.kind == 1 && L.inner == 1) {
+          for (int64_t o = 0; o < L.outer; ++o) run(step, o * L.D, L.D, 0);
+        } else if (L.kind == 1) {
+          for (int64_t o = 0; o < L.outer; ++o)
+            for (int64_t d = 0; d < L.D; ++d) run(same, (o * L.D + d) * L.inner, L.inner, d);
+        } else if (L.inner == 1) {
+          for (int64_t o = 0; o < L.outer; ++o)
+            for (int64_t g = 0; g < L.n_groups; ++g) {
+              const int64_t d0 = g * L.group_size;
+              run(same, o * L.D + d0, std::min(L.group_size, L.D - d0), o * L.n_groups + g);
+            }
+        } else {
+          for (int64_t o = 0; o < L.outer; ++o)
+            for (int64_t d = 0; d < L.D; ++d)
+              run(step, (o * L.D + d) * L.inner, L.inner, (o * L.n_groups + d / L.group_size) * L.inner);
         }
-        const double r = RoundFloat(t, rounding, seed, static_cast<uint64_t>(flat));
-        const int64_t q = SaturateDoubleToInt(r, -wide, wide) + add;
-        out[flat] = static_cast<Out>(ApplyOverflow(q, range, overflow));
+      };
+      switch (method) {
+        case QuantizeMethod::DIVIDE:
+          with_method(std::integral_constant<QuantizeMethod, QuantizeMethod::DIVIDE>{}); break;
+        case QuantizeMethod::MULTIPLY_RECIPROCAL:
+          with_method(std::integral_constant<QuantizeMethod, QuantizeMethod::MULTIPLY_RECIPROCAL>{}); break;
+        case QuantizeMethod::FMA_RECIPROCAL:
+          with_method(std::integral_constant<QuantizeMethod, QuantizeMethod::FMA_RECIPROCAL>{}); break;
+        default:
+          with_method(std::integral_constant<QuantizeMethod, QuantizeMethod::MULTIPLY_ADD_RECIPROCAL>{}); break;
+      }
+    });
+    return;
+  }
+  DispatchRoundingMode(rounding, [&](auto mode_tag) {
+    constexpr RoundingMode M = decltype(mode_tag)::value;
+    for (int64_t o = 0; o < L.outer; ++o) {
+      for (int64_t d = 0; d < L.D; ++d) {
+        for (int64_t i = 0; i < L.inner; ++i) {
+          const int64_t flat = (o * L.D + d) * L.inner + i;
+          const int64_t p = L.Index(o, d, i);
+          const Real xv = static_cast<Real>(x[flat]);
+          const int32_t z = zp[p];
+          double t;
+          int64_t add = 0;
+          switch (method) {
+            case QuantizeMethod::DIVIDE: t = static_cast<double>(xv / scale[p]); add = z; break;
+            case QuantizeMethod::MULTIPLY_RECIPROCAL: t = static_cast<double>(xv * inv[p]); add = z; break;
+            case QuantizeMethod::FMA_RECIPROCAL: t = static_cast<double>(std::fma(xv, inv[p], static_cast<Real>(z))); break;
+            default: t = static_cast<double>(static_cast<Real>(xv * inv[p]) + static_cast<Real>(z)); break;
+          }
+          const int64_t q = RoundFloatToInt<M>(t, -wide, wide, seed, static_cast<uint64_t>(flat)) + add;
+          out[flat] = static_cast<Out>(overflow == OverflowMode::WRAP ? Wrap(q, range) : Saturate(q, range));
+        }
       }
     }
-  }
+  });
 }
 
 template <typename In, typename Real>

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "hwsim/assumptions.h"
 #include "hwsim/fixedpoint.h"
@@ -35,6 +36,28 @@ struct FloatRequantOptions {
   uint64_t seed = 0;
 };
 
+// The vectorisable inner loop of RequantizeFloat's fast path (see there): plain arguments and
+// restrict pointers so the compiler can prove the int8 stores alias nothing. kBias: 0 none,
+// 1 int32 (wrapping add), 2 float (pre-divided bias_add).
+template <RoundingMode M, bool kDivides, int kBias, typename Real, typename Out>
+[[gnu::noinline]] void RequantizeFloatSmallRows(const int32_t* __restrict acc, int64_t rows, int64_t C, const int32_t* __restrict bias_i,
+                              const Real* __restrict bias_add, const Real* __restrict s, const Real* __restrict lo,
+                              const Real* __restrict hi, const int32_t* __restrict z, Out* __restrict out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int32_t* __restrict a = acc + r * C;
+    Out* __restrict y = out + r * C;
+    for (int64_t c = 0; c < C; ++c) {
+      int32_t raw = a[c];
+      if (kBias == 1) raw = static_cast<int32_t>(static_cast<uint32_t>(raw) + static_cast<uint32_t>(bias_i[c]));
+      Real v = static_cast<Real>(raw);
+      if (kBias == 2) v = v + bias_add[c];
+      v = kDivides ? v / s[c] : v * s[c];
+      v = std::min(std::max(v, lo[c]), hi[c]);
+      y[c] = static_cast<Out>(RoundSmallToInt32<M, Real>(v) + z[c]);
+    }
+  }
+}
+
 // v = Real(raw) [+ float bias] then * scale (or / scale), all in Real (float = fp32, double = fp64) with
 // one IEEE rounding per operation (no FMA); int -> float conversion rounds to nearest even. Then either
 // clamp in Real and round, or round and clamp; + zp. Rounding of a float32 value is done exactly in
@@ -44,29 +67,57 @@ void RequantizeFloat(const int32_t* acc, int64_t rows, int64_t C, const int32_t*
                      const Real* bias_scale, int64_t bias_scale_len, const Real* scale, int64_t scale_len,
                      const int32_t* zp, int64_t zp_len, int64_t qmin, int64_t qmax, const FloatRequantOptions& o,
                      Out* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < C; ++c) {
-      const int64_t i = r * C + c;
-      int32_t raw = acc[i];
-      if (o.bias == FloatBias::INT32) raw = WrapToInt32(static_cast<int64_t>(raw) + bias_i[c]);
-      Real v = static_cast<Real>(raw);
-      if (o.bias == FloatBias::FLOAT_DIVIDE) {
-        v = v + bias_f[c] / Pick(bias_scale, bias_scale_len, c);
-      } else if (o.bias == FloatBias::FLOAT_RECIPROCAL) {
-        const Real rcp = Real(1) / Pick(bias_scale, bias_scale_len, c);
-        v = v + bias_f[c] * rcp;
-      }
-      const Real s = Pick(scale, scale_len, c);
-      v = o.scale_divides ? v / s : v * s;
-      const int64_t z = Pick(zp, zp_len, c);
-      if (o.clamp_before_rounding) {
-        const Real lo = static_cast<Real>(qmin - z), hi = static_cast<Real>(qmax - z);
-        v = std::min(std::max(v, lo), hi);  // (v is finite: int32 times a finite scale)
-      }
-      const double rounded = RoundFloat(static_cast<double>(v), o.rounding, o.seed, static_cast<uint64_t>(i));
-      out[i] = static_cast<Out>(SaturateDoubleToInt(rounded, qmin - z, qmax - z) + z);
-    }
+  // Per-channel constants hoisted out of the element loop.
+  std::vector<Real> s(C), lo_f(C), hi_f(C), bias_add(C, Real(0));
+  std::vector<int64_t> z(C), lo_i(C), hi_i(C);
+  for (int64_t c = 0; c < C; ++c) {
+    s[c] = Pick(scale, scale_len, c);
+    z[c] = Pick(zp, zp_len, c);
+    lo_i[c] = qmin - z[c];
+    hi_i[c] = qmax - z[c];
+    lo_f[c] = static_cast<Real>(lo_i[c]);
+    hi_f[c] = static_cast<Real>(hi_i[c]);
+    if (o.bias == FloatBias::FLOAT_DIVIDE) bias_add[c] = bias_f[c] / Pick(bias_scale, bias_scale_len, c);
+    if (o.bias == FloatBias::FLOAT_RECIPROCAL) bias_add[c] = bias_f[c] * (Real(1) / Pick(bias_scale, bias_scale_len, c));
   }
+  const bool float_bias = o.bias == FloatBias::FLOAT_DIVIDE || o.bias == FloatBias::FLOAT_RECIPROCAL;
+  // Clamping before or after rounding gives the same integer (every mode is monotone and keeps
+  // integers), so the fast path always clamps first; then the branch-free small-value rounding applies.
+  bool small = o.rounding != RoundingMode::STOCHASTIC;
+  for (int64_t c = 0; c < C; ++c) small = small && lo_i[c] > -(int64_t{1} << 22) && hi_i[c] < (int64_t{1} << 22);
+  if (small) {
+    std::vector<int32_t> z32(z.begin(), z.end());
+    DispatchRoundingMode(o.rounding, [&](auto mode) {
+      auto rows_loop = [&](auto divides_tag, auto bias_tag) {
+        RequantizeFloatSmallRows<decltype(mode)::value, decltype(divides_tag)::value, decltype(bias_tag)::value, Real, Out>(
+            acc, rows, C, bias_i, bias_add.data(), s.data(), lo_f.data(), hi_f.data(), z32.data(), out);
+      };
+      auto with_bias = [&](auto divides_tag) {
+        if (o.bias == FloatBias::INT32) rows_loop(divides_tag, std::integral_constant<int, 1>{});
+        else if (float_bias) rows_loop(divides_tag, std::integral_constant<int, 2>{});
+        else rows_loop(divides_tag, std::integral_constant<int, 0>{});
+      };
+      if (o.scale_divides) with_bias(std::true_type{}); else with_bias(std::false_type{});
+    });
+    return;
+  }
+  DispatchRoundingMode(o.rounding, [&](auto mode) {
+    constexpr RoundingMode M = decltype(mode)::value;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int32_t* a = acc + r * C;
+      Out* y = out + r * C;
+      for (int64_t c = 0; c < C; ++c) {
+        int32_t raw = a[c];
+        if (o.bias == FloatBias::INT32) raw = WrapToInt32(static_cast<int64_t>(raw) + bias_i[c]);
+        Real v = static_cast<Real>(raw);
+        if (float_bias) v = v + bias_add[c];  // bias / bias_scale (or * its reciprocal), one rounding each
+        v = o.scale_divides ? v / s[c] : v * s[c];
+        if (o.clamp_before_rounding) v = std::min(std::max(v, lo_f[c]), hi_f[c]);  // v is finite here
+        y[c] = static_cast<Out>(
+            RoundFloatToInt<M>(static_cast<double>(v), lo_i[c], hi_i[c], o.seed, static_cast<uint64_t>(r * C + c)) + z[c]);
+      }
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,31 +167,52 @@ template <typename Acc, typename Out>
 void RequantizePow2(const Acc* acc, int64_t rows, int64_t C, const Acc* bias, const int32_t* shift_bias,
                     int64_t shift_bias_len, const int32_t* shift_cut, int64_t shift_cut_len, const int32_t* zp,
                     int64_t zp_len, int64_t qmin, int64_t qmax, RoundingMode mode, uint64_t seed, Out* out) {
-  const int128_t big = int128_t{1} << 64;  // far outside any output range: a safe saturation sentinel
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < C; ++c) {
-      const int64_t i = r * C + c;
-      const int sc = Pick(shift_cut, shift_cut_len, c);
-      int128_t num = static_cast<int128_t>(acc[i]);
-      int total = sc;
-      if (bias != nullptr) {
-        const int sb = Pick(shift_bias, shift_bias_len, c);
-        const int k = sb < 0 ? -sb : 0;  // common denominator 2^k
-        num = num * (int128_t{1} << k) + static_cast<int128_t>(bias[c]) * (int128_t{1} << (sb + k));
-        total = sc + k;
-      }
-      int128_t v;
-      if (total >= 0) {
-        v = RoundingRightShift<int128_t>(num, total, mode, seed, static_cast<uint64_t>(i));
-      } else {
-        v = num > big ? big : (num < -big ? -big : num * (int128_t{1} << -total));
-      }
-      const int64_t z = Pick(zp, zp_len, c);
-      const int128_t lo = qmin - z, hi = qmax - z;
-      v = v < lo ? lo : (v > hi ? hi : v);
-      out[i] = static_cast<Out>(static_cast<int64_t>(v) + z);
-    }
+  // Fast path: int32 accumulators and shifts small enough for every intermediate to fit int64
+  // (|acc * 2^k + bias * 2^(sb + k)| < 2^62 when k, sb + k <= 30); otherwise exact 128-bit arithmetic.
+  bool fits64 = sizeof(Acc) == 4;
+  for (int64_t c = 0; c < C && fits64; ++c) {
+    const int sb = bias != nullptr ? Pick(shift_bias, shift_bias_len, c) : 0;
+    const int sc = Pick(shift_cut, shift_cut_len, c);
+    const int k = sb < 0 ? -sb : 0;
+    fits64 = k <= 30 && sb + k <= 30 && sc + k >= 0;  // no left shift in the int64 path
   }
+  DispatchRoundingMode(mode, [&](auto mode_tag) {
+    constexpr RoundingMode M = decltype(mode_tag)::value;
+    auto run = [&](auto wide_tag) {
+      using W = decltype(wide_tag);
+      const W big = W{1} << 61;  // far outside any output range: a safe saturation sentinel
+      // Per channel: value = (acc * 2^k + bias_term) / 2^total, then clamp to [lo, hi] and + z.
+      std::vector<int> k(C), total(C);
+      std::vector<W> bias_term(C, W{0});
+      std::vector<int64_t> z(C), lo(C), hi(C);
+      for (int64_t c = 0; c < C; ++c) {
+        const int sc = Pick(shift_cut, shift_cut_len, c);
+        const int sb = bias != nullptr ? Pick(shift_bias, shift_bias_len, c) : 0;
+        k[c] = bias != nullptr && sb < 0 ? -sb : 0;  // common denominator 2^k
+        if (bias != nullptr) bias_term[c] = static_cast<W>(bias[c]) * (W{1} << (sb + k[c]));
+        total[c] = sc + k[c];
+        z[c] = Pick(zp, zp_len, c);
+        lo[c] = qmin - z[c];
+        hi[c] = qmax - z[c];
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const Acc* a = acc + r * C;
+        Out* y = out + r * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const W num = static_cast<W>(a[c]) * (W{1} << k[c]) + bias_term[c];
+          W v;
+          if (total[c] >= 0) {
+            v = RoundingRightShiftT<M, W>(num, total[c], seed, static_cast<uint64_t>(r * C + c));
+          } else {
+            v = num > big ? big : (num < -big ? -big : num * (W{1} << -total[c]));
+          }
+          v = v < lo[c] ? W(lo[c]) : (v > hi[c] ? W(hi[c]) : v);
+          y[c] = static_cast<Out>(static_cast<int64_t>(v) + z[c]);
+        }
+      }
+    };
+    if (fits64) run(int64_t{}); else run(int128_t{});
+  });
 }
 
 }  // namespace hwsim

@@ -6,8 +6,10 @@
 // a rule for adding 0 or 1 to q, so the two primitives agree exactly on every representable input.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "hwsim/assumptions.h"
 
@@ -42,59 +44,120 @@ inline uint64_t StochasticBits(uint64_t seed, uint64_t index) {
   return z ^ (z >> 31);
 }
 
-// Whether a value q + frac (frac in [0, 1), `cmp_half` = sign of frac - 1/2, frac_nonzero) rounds up
-// to q + 1 under `mode`. `q_is_odd` / `q_is_negative` describe the floor q. STOCHASTIC is decided by
-// the caller (it needs the exact fraction).
-inline bool RoundsUp(RoundingMode mode, int cmp_half, bool frac_nonzero, bool q_is_odd, bool q_is_negative) {
-  switch (mode) {
+// Whether q + frac (q = floor, frac in (0, 1); cmp_half = sign of frac - 1/2) rounds up to q + 1
+// under mode M. STOCHASTIC is decided by the callers (they need the exact fraction).
+template <RoundingMode M>
+inline bool RoundsUp(int cmp_half, bool q_is_odd, bool q_is_negative) {
+  switch (M) {
     case RoundingMode::HALF_TO_EVEN:        return cmp_half > 0 || (cmp_half == 0 && q_is_odd);
     case RoundingMode::HALF_AWAY_FROM_ZERO: return cmp_half > 0 || (cmp_half == 0 && !q_is_negative);
     case RoundingMode::HALF_UP:             return cmp_half >= 0;
     case RoundingMode::HALF_DOWN:           return cmp_half > 0;
     case RoundingMode::HALF_TOWARD_ZERO:    return cmp_half > 0 || (cmp_half == 0 && q_is_negative);
     case RoundingMode::FLOOR:               return false;
-    case RoundingMode::TRUNCATE:            return frac_nonzero && q_is_negative;
+    case RoundingMode::TRUNCATE:            return q_is_negative;
     case RoundingMode::STOCHASTIC:          return false;
   }
   return false;
 }
 
-// Rounds a float64 to an integer-valued float64 by `mode`. Exact: floor and x - floor(x) are exact
-// in binary64. STOCHASTIC rounds up when u < frac with u = (StochasticBits(seed, index) >> 11) * 2^-53,
-// so P(ceil) = ceil(frac * 2^53) / 2^53. NaN and +-inf are returned unchanged (callers saturate them).
-inline double RoundFloat(double x, RoundingMode mode, uint64_t seed = 0, uint64_t index = 0) {
-  if (!std::isfinite(x)) return x;
-  const double q = std::floor(x);
-  const double frac = x - q;
-  if (frac == 0.0) return q;
-  if (mode == RoundingMode::STOCHASTIC) {
-    const double u = static_cast<double>(StochasticBits(seed, index) >> 11) * 0x1p-53;
-    return u < frac ? q + 1.0 : q;
+// Calls f(std::integral_constant<RoundingMode, M>{}) for the runtime mode, so inner loops are
+// compiled once per mode with no per-element branch on it.
+template <typename F>
+inline void DispatchRoundingMode(RoundingMode mode, F&& f) {
+  switch (mode) {
+    case RoundingMode::HALF_TO_EVEN: return f(std::integral_constant<RoundingMode, RoundingMode::HALF_TO_EVEN>{});
+    case RoundingMode::HALF_AWAY_FROM_ZERO:
+      return f(std::integral_constant<RoundingMode, RoundingMode::HALF_AWAY_FROM_ZERO>{});
+    case RoundingMode::HALF_UP: return f(std::integral_constant<RoundingMode, RoundingMode::HALF_UP>{});
+    case RoundingMode::HALF_DOWN: return f(std::integral_constant<RoundingMode, RoundingMode::HALF_DOWN>{});
+    case RoundingMode::HALF_TOWARD_ZERO:
+      return f(std::integral_constant<RoundingMode, RoundingMode::HALF_TOWARD_ZERO>{});
+    case RoundingMode::FLOOR: return f(std::integral_constant<RoundingMode, RoundingMode::FLOOR>{});
+    case RoundingMode::TRUNCATE: return f(std::integral_constant<RoundingMode, RoundingMode::TRUNCATE>{});
+    case RoundingMode::STOCHASTIC: return f(std::integral_constant<RoundingMode, RoundingMode::STOCHASTIC>{});
   }
-  const int cmp_half = frac > 0.5 ? 1 : (frac < 0.5 ? -1 : 0);
-  const bool q_is_odd = std::fmod(q, 2.0) != 0.0;
-  return RoundsUp(mode, cmp_half, true, q_is_odd, q < 0.0) ? q + 1.0 : q;
 }
 
-// x / 2^n rounded by `mode`, for n in [0, bits(T) - 1], exact integer arithmetic. T is int32_t,
-// int64_t or int128_t. n = 0 returns x. The floor is the arithmetic shift x >> n (the instruction every
-// "shift-based" requantizer starts from); the dropped bits rem = x - (q << n) in [0, 2^n) decide the
-// carry. STOCHASTIC rounds up when StochasticBits(seed, index) < rem * 2^(64 - n) (exact P = rem / 2^n
-// for n <= 64; for n > 64 only the top 64 bits of the fraction are used).
+// Rounds a float64 to an integer by mode M and clamps it to [lo, hi] (lo <= hi, |lo|, |hi| < 2^62).
+// Exact: for |x| < 2^52, q = floor(x) is computed through int64 and frac = x - q is exact in binary64;
+// |x| >= 2^52 is already an integer. NaN gives 0 clamped into [lo, hi]. STOCHASTIC rounds up when
+// u < frac with u = (StochasticBits(seed, index) >> 11) * 2^-53, so P(ceil) = ceil(frac * 2^53) / 2^53.
+template <RoundingMode M>
+inline int64_t RoundFloatToInt(double x, int64_t lo, int64_t hi, uint64_t seed = 0, uint64_t index = 0) {
+  if (!(std::fabs(x) < 0x1p52)) {
+    if (x != x) return std::min(std::max<int64_t>(0, lo), hi);
+    if (x <= static_cast<double>(lo)) return lo;
+    if (x >= static_cast<double>(hi)) return hi;
+    return static_cast<int64_t>(x);  // an integer already, inside (lo, hi)
+  }
+  const int64_t t = static_cast<int64_t>(x);               // toward zero
+  const int64_t q = t - (static_cast<double>(t) > x ? 1 : 0);  // floor
+  const double frac = x - static_cast<double>(q);
+  bool up;
+  if (M == RoundingMode::STOCHASTIC) {
+    up = static_cast<double>(StochasticBits(seed, index) >> 11) * 0x1p-53 < frac;  // false when frac == 0
+  } else {
+    const int cmp_half = (frac > 0.5) - (frac < 0.5);
+    up = (frac != 0.0) & RoundsUp<M>(cmp_half, (q & 1) != 0, q < 0);
+  }
+  const int64_t r = q + static_cast<int64_t>(up);
+  return std::min(std::max(r, lo), hi);
+}
+
+// Fast form of RoundFloatToInt for a finite value already clamped to |v| < 2^22 (float) or 2^30
+// (double): the same rule, written branch-free on int32 lanes so loops over it vectorise (SSE2 has
+// every operation used: truncating convert, compare, and, add). Not for STOCHASTIC.
+template <RoundingMode M, typename Real>
+inline int32_t RoundSmallToInt32(Real v) {
+  const int32_t t = static_cast<int32_t>(v);                        // toward zero
+  const int32_t q = t - static_cast<int32_t>(static_cast<Real>(t) > v);  // floor
+  const Real frac = v - static_cast<Real>(q);                       // exact, in [0, 1)
+  const int32_t gt = frac > Real(0.5), eq = frac == Real(0.5), neg = q < 0;
+  int32_t up = 0;
+  switch (M) {
+    case RoundingMode::HALF_TO_EVEN: up = gt | (eq & q); break;  // q & 1 via the low bit
+    case RoundingMode::HALF_AWAY_FROM_ZERO: up = gt | (eq & (1 - neg)); break;
+    case RoundingMode::HALF_UP: up = gt | eq; break;
+    case RoundingMode::HALF_DOWN: up = gt; break;
+    case RoundingMode::HALF_TOWARD_ZERO: up = gt | (eq & neg); break;
+    case RoundingMode::FLOOR: up = 0; break;
+    case RoundingMode::TRUNCATE: up = static_cast<int32_t>(frac != Real(0)) & neg; break;
+    case RoundingMode::STOCHASTIC: up = 0; break;
+  }
+  return q + (up & 1);
+}
+
+// Rounds a float64 to an integer-valued float64 by `mode` (same rule as RoundFloatToInt; exact).
+// NaN and +-inf are returned unchanged.
+inline double RoundFloat(double x, RoundingMode mode, uint64_t seed = 0, uint64_t index = 0) {
+  if (!(std::fabs(x) < 0x1p52)) return x;
+  double r = 0;
+  DispatchRoundingMode(mode, [&](auto m) {
+    r = static_cast<double>(RoundFloatToInt<decltype(m)::value>(x, -(int64_t{1} << 53), int64_t{1} << 53, seed, index));
+  });
+  return r;
+}
+
+// x / 2^n rounded by mode M, for n in [0, bits(T) - 1], exact integer arithmetic. T is int32_t,
+// int64_t or int128_t. n <= 0 returns x. The floor is the arithmetic shift x >> n (the instruction every
+// "shift-based" requantizer starts from); the dropped bits rem in [0, 2^n) decide the carry.
+// STOCHASTIC rounds up when StochasticBits(seed, index) < rem * 2^(64 - n) (exact P = rem / 2^n for
+// n <= 64; for n > 64 only the top 64 bits of the fraction are used).
 template <typename T> struct UnsignedOf;
 template <> struct UnsignedOf<int32_t> { using type = uint32_t; };
 template <> struct UnsignedOf<int64_t> { using type = uint64_t; };
 template <> struct UnsignedOf<int128_t> { using type = unsigned __int128; };
 
-template <typename T>
-inline T RoundingRightShift(T x, int n, RoundingMode mode, uint64_t seed = 0, uint64_t index = 0) {
+template <RoundingMode M, typename T>
+inline T RoundingRightShiftT(T x, int n, uint64_t seed = 0, uint64_t index = 0) {
   using U = typename UnsignedOf<T>::type;
   if (n <= 0) return x;
   const T q = x >> n;
-  // The dropped bits, in [0, 2^n): the low n bits of x, taken in unsigned arithmetic (no overflow).
+  // The dropped bits: the low n bits of x, taken in unsigned arithmetic (no overflow).
   const T rem = static_cast<T>(static_cast<U>(x) & ((U{1} << n) - 1));
-  if (rem == 0) return q;
-  if (mode == RoundingMode::STOCHASTIC) {
+  if (M == RoundingMode::STOCHASTIC) {
+    if (rem == 0) return q;
     const uint64_t u = StochasticBits(seed, index);
     uint64_t threshold;
     if (n <= 64) {
@@ -105,8 +168,16 @@ inline T RoundingRightShift(T x, int n, RoundingMode mode, uint64_t seed = 0, ui
     return u < threshold ? q + 1 : q;
   }
   const T half = T(1) << (n - 1);
-  const int cmp_half = rem > half ? 1 : (rem < half ? -1 : 0);
-  return RoundsUp(mode, cmp_half, true, (q & 1) != 0, q < 0) ? q + 1 : q;
+  const int cmp_half = (rem > half) - (rem < half);
+  return q + static_cast<T>((rem != 0) & RoundsUp<M>(cmp_half, (q & 1) != 0, q < 0));
+}
+
+// Runtime-mode form of RoundingRightShiftT.
+template <typename T>
+inline T RoundingRightShift(T x, int n, RoundingMode mode, uint64_t seed = 0, uint64_t index = 0) {
+  T r = x;
+  DispatchRoundingMode(mode, [&](auto m) { r = RoundingRightShiftT<decltype(m)::value, T>(x, n, seed, index); });
+  return r;
 }
 
 }  // namespace hwsim

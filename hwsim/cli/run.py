@@ -44,7 +44,7 @@ def _print_report(report: RunReport, console: Console) -> None:
     for layer in report.layers:
         c = layer.comparison
         bits = f"{layer.weight_bits or '-'}/{layer.activation_bits}"
-        runs = "integer" if layer.mode == "integer" else f"float: {layer.note}"
+        runs = {"integer": "integer", "float": "float32 (float target)"}.get(layer.mode, f"float: {layer.note}")
         table.add_row(layer.name, layer.op_kind, "x".join(map(str, layer.shape[1:])), bits, _fmt_db(c.sqnr_db),
                       f"{c.cosine:.5f}", f"{c.max_lsb_error:.1f}", runs)
     console.print(table)
@@ -54,7 +54,9 @@ def _print_report(report: RunReport, console: Console) -> None:
     if report.accuracy_sim is not None:
         parts.append(f"accuracy float {100 * report.accuracy_float:.2f}% / simulated {100 * report.accuracy_sim:.2f}%")
     n_fb = len(report.fallbacks)
-    parts.append(f"{len(report.layers) - n_fb} integer layers, {n_fb} float fallbacks")
+    n_int = sum(1 for x in report.layers if x.mode == "integer")
+    parts.append(f"{n_int} integer layers, {n_fb} float fallbacks" if n_int or n_fb else
+                 f"{len(report.layers)} float layers")
     if report.folded_batchnorms:
         parts.append(f"{len(report.folded_batchnorms)} BatchNorms folded")
     console.print("summary: " + "; ".join(parts))

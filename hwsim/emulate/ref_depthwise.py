@@ -131,9 +131,10 @@ def fbgemm_routes_depthwise(
 
     Measured with quantized Conv2d probes whose int16 pair saturation changes the output (see
     tests/oracle/test_torch_gemm_conv.py): the depthwise kernel (and so FBGEMM_DW_PAIRS) is used iff
-    C % 8 == 0, multiplier 1 or 2, a square 3×3, 5×5 or 7×7 kernel, strides 1 or 2, dilation 1 and "same"
-    padding (K − 1)/2 on every side. Everything else (C = 4 or 12, multiplier 3 or 4, 9×9, stride 3,
-    padding 0 or 2, dilation 2) runs fbgemm's exact int32 path on a VNNI host.
+    C % 8 == 0, multiplier 1 or 2, a square 3×3, 5×5 or 7×7 kernel, each stride 1 or 2 (mixed (1, 2) too),
+    dilation 1 and "same" padding (K − 1)/2 on every side. Everything else (C = 4 or 12, multiplier 3 or 4,
+    9×9 or 3×5 kernels, stride 3, padding 0, 2 or (1, 0), dilation 2) runs fbgemm's exact int32 path on a
+    VNNI host. Only these probed cases are evidence; PyTorch's TorchScript/FX paths were not probed.
     """
     kh, kw = (int(k) for k in kernel)
     return (

@@ -138,7 +138,9 @@ def im2col_nhwc(
     cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, :, i, j, :] = xp[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw, :]
+            rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+            cols_w = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+            cols[:, :, :, i, j, :] = xp[:, rows, cols_w, :]
     return cols.reshape(n * oh * ow, kh * kw * c)
 
 

@@ -21,7 +21,7 @@ import yaml
 from hwsim import __version__
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
 from hwsim.emulate.float_ref import run_float
-from hwsim.emulate.simulator import QuantizedModel, quantize_for_target, simulate
+from hwsim.emulate.simulator import QuantizedModel, graph_batch_limit, quantize_for_target, simulate
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph
 from hwsim.targets import Target
@@ -66,11 +66,12 @@ class RunReport:
     accuracy_sim: float | None
     output_sqnr_db: float
     folded_batchnorms: list[tuple[str, str]]
-    quantized: QuantizedModel = field(repr=False)
+    quantized: QuantizedModel | None = field(repr=False)
 
     @property
     def fallbacks(self) -> list[LayerReport]:
-        return [layer for layer in self.layers if layer.mode != "integer"]
+        """Layers a target meant to run in integer form but that ran in float (float targets have none)."""
+        return [layer for layer in self.layers if layer.mode == "fallback"]
 
     def summary(self) -> dict[str, Any]:
         """The ``summary`` object of ``--json`` and ``summary.json`` (a stable contract, see docs/run.md)."""
@@ -82,6 +83,7 @@ class RunReport:
             "calibration_samples": self.calibration_samples,
             "layers": len(self.layers),
             "integer_layers": sum(1 for x in self.layers if x.mode == "integer"),
+            "float_layers": sum(1 for x in self.layers if x.mode == "float"),
             "fallback_layers": [{"name": x.name, "op": x.op, "reason": x.note} for x in self.fallbacks],
             "folded_batchnorms": [{"into": a, "batchnorm": b} for a, b in self.folded_batchnorms],
             "output_sqnr_db": _finite(self.output_sqnr_db),
@@ -141,6 +143,18 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict[str, np.ndarray]],
+               progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """``fn`` over batches the graph accepts (see graph_batch_limit), every tensor concatenated."""
+    chunk = graph_batch_limit(graph) or len(inputs)
+    parts = []
+    for start in range(0, len(inputs), chunk):
+        parts.append(fn(inputs[start:start + chunk]))
+        if progress is not None:
+            progress(min(start + chunk, len(inputs)))
+    return {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
+
+
 def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
               calibration: np.ndarray | None = None, labels: np.ndarray | None = None,
               observer: str | None = None, limit: int | None = None, threads: int = 1,
@@ -192,21 +206,22 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     if labels is not None and len(labels) != len(inputs):
         raise HwsimError(f"labels: {len(labels)} labels for {len(inputs)} inputs")
 
+    if target.numerics.activations.format == "float":
+        return _run_float_target(graph, target, inputs, labels, threads)
     ncal = calibration.shape[0]
     qm = quantize_for_target(graph, target, calibration, observer=observer,
                              progress=None if progress is None else lambda d: progress("calibration", d, ncal))
     g = qm.graph
-    sim = simulate(qm, inputs, keep_intermediates=True, threads=threads)
-    if progress is not None:
-        progress("evaluation", len(inputs), len(inputs))
-    ref = run_float(g, {g.inputs[0].name: inputs}, keep_intermediates=True)
+    integers = _in_chunks(g, inputs, lambda xb: simulate(qm, xb, keep_intermediates=True, threads=threads).integers,
+                          None if progress is None else lambda d: progress("evaluation", d, len(inputs)))
+    ref = _in_chunks(g, inputs, lambda xb: run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True))
 
     layers: list[LayerReport] = []
     for p in qm.plans:
         if p.mode == "fused":
             continue
         q = qm.act[p.output]
-        simulated = q.dequantize(sim.integers[p.output])
+        simulated = q.dequantize(integers[p.output])
         comparison = compare_tensor(ref[p.output], simulated, q.scale)
         wbits = target.numerics.weights.bits if p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") else None
         name = p.node.name if p.fused_activation is None else f"{p.node.name}+{p.fused_activation.op}"
@@ -214,7 +229,7 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
                                   p.reason, wbits if p.mode == "integer" else None,
                                   target.numerics.activations.bits, q.scale, q.zero_point, comparison))
     out = g.outputs[0]
-    sim_out, ref_out = sim.outputs[out], ref[out]
+    sim_out, ref_out = qm.act[out].dequantize(integers[out]), ref[out]
     agreement = top1_agreement(ref_out, sim_out) if ref_out.ndim >= 2 and ref_out.shape[-1] > 1 else None
     acc_f = acc_s = None
     if labels is not None:
@@ -224,3 +239,44 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     sqnr = compare_tensor(ref_out, sim_out, qm.act[out].scale).sqnr_db
     return RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, agreement, acc_f, acc_s, sqnr,
                      list(qm.folded_batchnorms), qm)
+
+
+_WEIGHT_OPS = ("Conv2D", "Dense")
+
+
+def float_weights_graph(graph: Graph, bits: int) -> Graph:
+    """``graph`` with the weights of Conv2D/Dense layers rounded to float16 (RNE) and widened back to float32,
+    as TFLite's float16 post-training quantization stores them; the constant DEQUANTIZE to float32 is exact
+    (numerics A.1)."""
+    if bits != 16:
+        raise HwsimError(f"float target: only float16 weights are simulated, got {bits}-bit float weights")
+    g = graph.copy()
+    for node in g.nodes:
+        if node.op in _WEIGHT_OPS:
+            w = node.inputs[1]
+            g.params[w] = g.params[w].astype(np.float16).astype(np.float32)
+    return g
+
+
+def _run_float_target(graph: Graph, target: Target, inputs: np.ndarray, labels: np.ndarray | None,
+                      threads: int) -> RunReport:
+    """Float targets (e.g. arm_tflite_fp16): reduced-precision weights, float32 compute, compared with float."""
+    g = float_weights_graph(graph, target.numerics.weights.bits)
+    ref = _in_chunks(graph, inputs, lambda xb: run_float(graph, {graph.inputs[0].name: xb}, keep_intermediates=True))
+    sim = _in_chunks(g, inputs, lambda xb: run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True))
+    layers = []
+    for node in g.nodes:
+        t = node.outputs[0]
+        scale = float(np.max(np.abs(ref[t]))) / 127.0 or 1.0  # "LSB" of an 8-bit grid over the tensor's range
+        wbits = target.numerics.weights.bits if node.op in _WEIGHT_OPS else None
+        layers.append(LayerReport(node.name, node.op, node.op, t, tuple(g.tensors[t].shape), "float",
+                                  "float32 compute", wbits, 32, scale, 0, compare_tensor(ref[t], sim[t], scale)))
+    out = g.outputs[0]
+    agreement = top1_agreement(ref[out], sim[out]) if ref[out].ndim >= 2 and ref[out].shape[-1] > 1 else None
+    acc_f = acc_s = None
+    if labels is not None:
+        y = np.asarray(labels).reshape(-1)
+        acc_f = float(np.mean(ref[out].reshape(len(y), -1).argmax(-1) == y))
+        acc_s = float(np.mean(sim[out].reshape(len(y), -1).argmax(-1) == y))
+    sqnr = compare_tensor(ref[out], sim[out], 1.0).sqnr_db
+    return RunReport(graph.name, target, int(len(inputs)), 0, layers, agreement, acc_f, acc_s, sqnr, [], None)

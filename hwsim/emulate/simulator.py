@@ -26,6 +26,7 @@ import numpy as np
 from hwsim import _core
 from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
 from hwsim.emulate.float_ref import run_float
+from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph, Node, QuantSpec
 from hwsim.graph.quant import default_storage_dtype
@@ -256,6 +257,18 @@ def _act_from_observer(o, role: TensorRole) -> ActQuant:
                     bits=role.bits)
 
 
+def graph_batch_limit(graph: Graph) -> int | None:
+    """The batch size a graph is fixed to, or None when it runs at any batch size.
+
+    A Reshape whose target shape fixes the first dimension (not 0 or -1) ties the graph to the batch size
+    of its declared input.
+    """
+    for node in graph.nodes:
+        if node.op == "Reshape" and node.attrs["shape"] and node.attrs["shape"][0] not in (0, -1):
+            return int(graph.inputs[0].shape[0])
+    return None
+
+
 def _batches(x: np.ndarray, batch: int) -> Iterable[np.ndarray]:
     for i in range(0, x.shape[0], batch):
         yield x[i:i + batch]
@@ -309,6 +322,7 @@ def quantize_for_target(graph: Graph, target: Target, calibration: np.ndarray | 
         if p.mode != "fused" and not _output_follows_input(p):
             observed[p.output] = _observer(target, observer)
     done = 0
+    batch_size = min(batch_size, graph_batch_limit(g) or batch_size)
     for xb in _batches(calibration, batch_size):
         values = run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True)
         for t, o in observed.items():
@@ -403,9 +417,6 @@ def _make_plans(g: Graph, target: Target) -> list[LayerPlan]:
             mode, reason = "fallback", f"hwsim has no integer kernel '{impl.kernel}' yet (float32 instead)"
         else:
             mode, reason = "integer", ""
-        if mode == "integer" and kind == "DepthwiseConv2D" and g.params[node.inputs[1]].shape[0] != \
-                g.tensors[node.inputs[0]].shape[-1]:
-            mode, reason = "fallback", "depthwise multiplier > 1 is not simulated yet"
         plan = LayerPlan(node, kind, impl, mode, reason, output=node.outputs[0])
         if mode == "integer" and kind in _WEIGHTED:
             user = _sole_consumer(g, node.outputs[0])
@@ -673,12 +684,20 @@ def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarra
     x = ints[node.inputs[0]]
     gemm_mode = impl.gemm or "exact"
     if p.op_kind == "DepthwiseConv2D":
-        mode = "FBGEMM_DW3X3_PAIRS" if impl.depthwise_saturation not in (None, "none") else "EXACT"
         a = node.attrs
+        channels = x.shape[-1]
+        mult = c["w_int"].shape[0] // channels
+        mode = "EXACT"
+        if impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and fbgemm_routes_depthwise(
+                channels, mult, tuple(c["w_int"].shape[1:3]), tuple(a["strides"]), tuple(a["dilations"]),
+                tuple(a["pads"])):
+            # fbgemm sends only these geometries to its int16-pair-saturating depthwise kernel (probed on
+            # torch 2.13; tests/oracle/test_torch_gemm_conv.py); every other depthwise conv is exact.
+            mode = "FBGEMM_DW_PAIRS"
         acc = _core.depthwise_conv2d_s32(np.ascontiguousarray(x), np.ascontiguousarray(c["w_int"]),
                                          list(a["strides"]), list(a["dilations"]), list(a["pads"]),
-                                         x_zero_point=c["x_zero_point"], mode=getattr(_core.DepthwiseMode, mode),
-                                         threads=threads)
+                                         depth_multiplier=mult, x_zero_point=c["x_zero_point"],
+                                         mode=getattr(_core.DepthwiseMode, mode), threads=threads)
     elif p.op_kind == "Conv2D":
         a = node.attrs
         acc = _core.conv2d_s32(np.ascontiguousarray(x), c["w_int"], x_zero_point=c["x_zero_point"],

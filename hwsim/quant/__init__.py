@@ -5,8 +5,9 @@ it explicitly. Each rule that turns a range into (scale, zero point) or a power-
 after the engine whose arithmetic it reproduces (see :mod:`hwsim.quant.scheme`).
 """
 
-from hwsim.quant.bn_fold import FoldReport, fold_batchnorm, fold_batchnorm_into_conv
+from hwsim.quant.bn_fold import FoldReport, fold_batchnorm, fold_batchnorm_into_conv, why_not_foldable
 from hwsim.quant.observers import (
+    OBSERVERS,
     KLObserver,
     MinMaxObserver,
     MSEObserver,
@@ -19,6 +20,7 @@ from hwsim.quant.observers import (
     TorchHistogramObserver,
     dynamic_quantize_params_uint8,
     kl_threshold,
+    make_observer,
     onnxruntime_entropy_threshold,
 )
 from hwsim.quant.scheme import (
@@ -56,6 +58,7 @@ __all__ = [
     "KLObserver",
     "MSEObserver",
     "MinMaxObserver",
+    "OBSERVERS",
     "OnnxruntimeEntropyObserver",
     "OnnxruntimePercentileObserver",
     "PerChannelMinMaxObserver",
@@ -77,6 +80,7 @@ __all__ = [
     "fold_batchnorm_into_conv",
     "group_minmax",
     "kl_threshold",
+    "make_observer",
     "onnxruntime_entropy_threshold",
     "onnxruntime_qrange",
     "params_from_range",
@@ -95,4 +99,5 @@ __all__ = [
     "tflite_nudged_range",
     "to_quant_spec",
     "torch_qrange",
+    "why_not_foldable",
 ]

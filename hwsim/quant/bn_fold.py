@@ -12,12 +12,16 @@ the TFLite converter and vai_q do before choosing weight scales, so hwsim must f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hwsim.errors import GraphError
 
-__all__ = ["FoldReport", "fold_batchnorm", "fold_batchnorm_into_conv"]
+if TYPE_CHECKING:
+    from hwsim.graph import Graph
+
+__all__ = ["FoldReport", "fold_batchnorm", "fold_batchnorm_into_conv", "why_not_foldable"]
 
 
 def fold_batchnorm_into_conv(weight: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray, beta: np.ndarray,
@@ -97,7 +101,23 @@ def _why_not(graph, bn, producer) -> str | None:
     return None
 
 
-def fold_batchnorm(graph) -> tuple["object", FoldReport]:
+def why_not_foldable(graph, bn) -> str | None:
+    """Why :func:`fold_batchnorm` would keep the BatchNorm node ``bn`` of ``graph``; None if it would fold it.
+
+    Structural checks only (producer kind, other readers, parameter kinds, quantization specs) plus the
+    channel count; no arithmetic. For cost models and reports that must agree with the folding.
+    """
+    if bn.op != "BatchNorm":
+        return f"'{bn.name}' is a {bn.op} node, not BatchNorm"
+    producer = graph.producer(bn.inputs[0])
+    why = _why_not(graph, bn, producer)
+    if why is None and graph.params[bn.inputs[1]].size != graph.params[producer.inputs[1]].shape[0]:
+        why = (f"{graph.params[bn.inputs[1]].size} BatchNorm channels but "
+               f"{graph.params[producer.inputs[1]].shape[0]} output channels in '{producer.name}'")
+    return why
+
+
+def fold_batchnorm(graph: Graph) -> tuple[Graph, FoldReport]:
     """Fold every foldable BatchNorm into its producing Conv2D / Dense; returns ``(new_graph, report)``.
 
     A BatchNorm is folded when its input is the output of a Conv2D or Dense, that output is read by nothing
@@ -108,25 +128,21 @@ def fold_batchnorm(graph) -> tuple["object", FoldReport]:
     ``<node>.bias_bnfold``; parameters nobody reads any more are dropped. Every BatchNorm that stays is listed
     in the report with the reason. The input graph is not modified.
     """
-    from hwsim.graph import Graph  # the IR; imported here so hwsim.quant.scheme stays usable without it
+    from hwsim.graph import Graph  # noqa: F811  (run-time import; the IR is only needed here)
 
     g = graph.copy()
     report = FoldReport()
     removed: set[str] = set()
     for bn in [n for n in g.nodes if n.op == "BatchNorm"]:
-        producer = g.producer(bn.inputs[0])
-        why = _why_not(g, bn, producer)
+        why = why_not_foldable(g, bn)
         if why is not None:
             report.kept.append((bn.name, why))
             continue
+        producer = g.producer(bn.inputs[0])
         w_name = producer.inputs[1]
         b_name = producer.inputs[2] if len(producer.inputs) > 2 else None
         gamma, beta, mean, var = (g.params[t] for t in bn.inputs[1:])
         w = g.params[w_name]
-        if gamma.size != w.shape[0]:
-            report.kept.append((bn.name, f"{gamma.size} BatchNorm channels but {w.shape[0]} output channels "
-                                         f"in '{producer.name}'"))
-            continue
         w_new, b_new = fold_batchnorm_into_conv(w, None if b_name is None else g.params[b_name],
                                                 gamma, beta, mean, var, bn.attrs["epsilon"])
         new_w_name = w_name if _param_users(g, w_name) == 1 else _fresh(g, f"{producer.name}.weight_bnfold")

@@ -22,12 +22,13 @@ import math
 import numpy as np
 
 from hwsim.errors import HwsimError
-from hwsim.quant.scheme import QuantParams, qrange, round_with
+from hwsim.quant.scheme import QuantParams, pow2_fix_pos_diffs, pow2_fix_pos_mode, qrange, round_with
 
 __all__ = [
     "KLObserver",
     "MSEObserver",
     "MinMaxObserver",
+    "OBSERVERS",
     "OnnxruntimeEntropyObserver",
     "OnnxruntimePercentileObserver",
     "PercentileObserver",
@@ -37,6 +38,7 @@ __all__ = [
     "TorchHistogramObserver",
     "dynamic_quantize_params_uint8",
     "kl_threshold",
+    "make_observer",
     "onnxruntime_entropy_threshold",
 ]
 
@@ -693,21 +695,43 @@ class Pow2FixPosObserver:
         self.history: list[int] = []
 
     def update(self, batch) -> None:
-        from hwsim.quant.scheme import pow2_fix_pos_diffs
-
         x = _as_batch(batch)
         if x.size:
             self.history.append(pow2_fix_pos_diffs(x, self.bits, self.rounding, self.scope, self.max_fix_pos))
 
     def fix_pos(self) -> int:
-        from hwsim.quant.scheme import pow2_fix_pos_mode
-
         return pow2_fix_pos_mode(self.history)
 
     def range(self) -> tuple[float, float]:
         """The real range the chosen fix_pos represents: ``[-2^(b-1), 2^(b-1) - 1] · 2^-fix_pos``."""
         p = self.fix_pos()
         return math.ldexp(-(1 << (self.bits - 1)), -p), math.ldexp((1 << (self.bits - 1)) - 1, -p)
+
+
+#: Observer classes by the name a configuration or command line uses.
+OBSERVERS = {
+    "minmax": MinMaxObserver,
+    "percentile": PercentileObserver,
+    "mse": MSEObserver,
+    "kl": KLObserver,
+    "torch_histogram": TorchHistogramObserver,
+    "onnxruntime_entropy": OnnxruntimeEntropyObserver,
+    "onnxruntime_percentile": OnnxruntimePercentileObserver,
+    "pow2_mode": Pow2FixPosObserver,
+}
+
+
+def make_observer(name: str, **options):
+    """An observer by name (see :data:`OBSERVERS`) with its keyword options."""
+    try:
+        cls = OBSERVERS[name]
+    except KeyError:
+        raise HwsimError(f"observer: unknown calibration method {name!r}; "
+                         f"allowed: {sorted(OBSERVERS)}") from None
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise HwsimError(f"observer {name!r}: {exc}") from None
 
 
 def dynamic_quantize_params_uint8(x) -> QuantParams:

@@ -296,6 +296,29 @@ COST_KEYS: Mapping[str, Key] = MappingProxyType({
     "bank_depth_words": Key("int", None, minimum=1, doc="DPU feature-map bank depth"),
     "per_inference_overhead_ms": Key("float", None, minimum=0.0),
     "per_subgraph_overhead_ms": Key("float", None, minimum=0.0),
+    # Added for the cost model (hwsim/cost, docs/cost.md); all optional.
+    "per_layer_overhead_us": Key("float", None, minimum=0.0,
+                                 doc="fixed time per executed layer (dispatch, thread sync, pipeline fill), us"),
+    "conv_efficiency": Key("float", None, minimum=0.0, maximum=1.0,
+                           doc="DPU: fraction of the ideal PP x ICP x OCP conv cycles achieved"),
+    "feature_map_onchip_kib": Key("float", None, minimum=0.0,
+                                  doc="DPU: largest intermediate feature map kept on chip between layers, KiB"),
+    "board_dram_gbps": Key("float", None, minimum=0.0,
+                           doc="DRAM bandwidth shared by all cores of the board, 10^9 bytes/s"),
+    "host_cores": Key("int", None, minimum=1, doc="application CPU cores that run CPU-fallback ops"),
+    "host_clock_mhz": Key("float", None, minimum=0.0, doc="application CPU clock, MHz"),
+    "host_fp32_macs_per_cycle_per_core": Key("float", None, minimum=0.0,
+                                             doc="application CPU fp32 FMAs per cycle per core"),
+    "host_dram_gbps": Key("float", None, minimum=0.0, doc="application CPU DRAM bandwidth, 10^9 bytes/s"),
+    "int8_gemm_macs_per_cycle_per_core": Key("float", None, minimum=0.0,
+                                             doc="int8 MACs per cycle per core of the runtime's GEMM loop"),
+    "gemm_efficiency": Key("float", None, minimum=0.0, maximum=1.0,
+                           doc="CPU: fraction of the GEMM peak reached by conv / dense layers"),
+    "depthwise_efficiency": Key("float", None, minimum=0.0, maximum=1.0,
+                                doc="CPU: fraction of the GEMM peak reached by depthwise convolutions"),
+    "latency_cores": Key("int", None, minimum=1, doc="cores one inference uses in latency mode"),
+    "w4_mac_speedup": Key("float", None, minimum=1.0, doc="MACs per cycle multiplier for <= 4-bit weights"),
+    "w2_mac_speedup": Key("float", None, minimum=1.0, doc="MACs per cycle multiplier for <= 2-bit weights"),
 })
 
 # --------------------------------------------------------------------------------------------------
@@ -501,6 +524,20 @@ class CostParams(_ToDict):
     bank_depth_words: int | None = None
     per_inference_overhead_ms: float | None = None
     per_subgraph_overhead_ms: float | None = None
+    per_layer_overhead_us: float | None = None
+    conv_efficiency: float | None = None
+    feature_map_onchip_kib: float | None = None
+    board_dram_gbps: float | None = None
+    host_cores: int | None = None
+    host_clock_mhz: float | None = None
+    host_fp32_macs_per_cycle_per_core: float | None = None
+    host_dram_gbps: float | None = None
+    int8_gemm_macs_per_cycle_per_core: float | None = None
+    gemm_efficiency: float | None = None
+    depthwise_efficiency: float | None = None
+    latency_cores: int | None = None
+    w4_mac_speedup: float | None = None
+    w2_mac_speedup: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_dict().items() if v is not None}

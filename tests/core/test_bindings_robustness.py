@@ -79,5 +79,5 @@ def test_extreme_shifts_saturate_instead_of_overflowing():
     # p_out - p_in = 64: a left shift by 64 saturates.
     np.testing.assert_array_equal(_core.eltwise_add_dpu(a, a, -32, -32, 32), [32767, -32768])
     acc = np.array([[(1 << 31) - 1, -(1 << 31)]], np.int32)
-    np.testing.assert_array_equal(_core.requantize_pow2(acc, -32, 0, -128, 127, bias=np.array([1, 1], np.int32),
+    np.testing.assert_array_equal(_core.requantize_pow2(acc, -32, 0, -128, 127, bias=np.array([1, -1], np.int32),
                                                         shift_bias=32), [[127, -128]])

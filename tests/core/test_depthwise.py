@@ -185,7 +185,10 @@ def test_property_random_shapes(data, n, h, w, c, kh, kw, mult, mode, signed):
     seed = data.draw(st.integers(0, 2**32 - 1))
     x, wt, zp = _random_case(np.random.default_rng(seed), n, h, w, c, kh, kw, mult, dtype)
     isa = data.draw(st.sampled_from(ISAS))
-    got, want = _both(x, wt, mode, isa=isa, strides=strides, dilations=dilations, pads=pads, x_zero_point=zp)
+    w_zp = data.draw(st.sampled_from([None, 0, -128, 127, 5])) if mode == "EXACT" else None
+    got, want = _both(
+        x, wt, mode, isa=isa, strides=strides, dilations=dilations, pads=pads, x_zero_point=zp, w_zero_point=w_zp
+    )
     np.testing.assert_array_equal(got, want)
 
 

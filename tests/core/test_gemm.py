@@ -21,7 +21,7 @@ A_DTYPES = [np.uint8, np.int8]
 
 
 def random_operands(rng, m, k, n, a_dtype, a_bits=8, b_bits=8):
-    """Activations of a_bits (unsigned for uint8, signed for int8) and signed b_bits weights in 8-bit lanes."""
+    """a_bits activations (unsigned for uint8, signed for int8), signed b_bits weights, in 8-bit lanes."""
     signed = a_dtype == np.int8
     lo, hi = int_type_range(a_bits, signed)
     a = rng.integers(lo, hi, size=(m, k), endpoint=True).astype(a_dtype)
@@ -53,7 +53,10 @@ def test_cpu_features_reports_dispatch():
 @pytest.mark.parametrize("a_dtype", A_DTYPES)
 @pytest.mark.parametrize(
     "m,k,n",
-    [(1, 1, 1), (1, 7, 1), (3, 2, 5), (7, 3, 9), (6, 4, 64), (13, 65, 17), (5, 513, 3), (25, 1031, 130), (64, 256, 96)],
+    [
+        (1, 1, 1), (1, 7, 1), (3, 2, 5), (7, 3, 9), (6, 4, 64), (13, 65, 17), (5, 513, 3), (25, 1031, 130),
+        (64, 256, 96), (40, 2100, 33),  # K > 2048: several K blocks on every ISA
+    ],
 )
 def test_matches_twin_random(rng, isa, mode, a_dtype, m, k, n):
     a, b = random_operands(rng, m, k, n, a_dtype)
@@ -68,7 +71,8 @@ def test_matches_twin_random(rng, isa, mode, a_dtype, m, k, n):
 @pytest.mark.parametrize(
     "a_dtype,a_zp,b_zp",
     [
-        (np.uint8, 0, 0), (np.uint8, 255, 0), (np.uint8, 0, -128), (np.uint8, 255, 127), (np.uint8, 128, None),
+        (np.uint8, 0, 0), (np.uint8, 255, 0), (np.uint8, 0, -128), (np.uint8, 255, 127),
+        (np.uint8, 128, None),
         (np.int8, 0, 0), (np.int8, -128, 0), (np.int8, 127, -128), (np.int8, -128, 127),
     ],
 )
@@ -90,7 +94,8 @@ def test_vpmaddubsw_vectors(isa, a_pair, b_pair, pairs_result):
     a = np.array([a_pair], dtype=np.uint8)
     b = np.array([b_pair], dtype=np.int8)
     assert _core.gemm_s32(a, b, mode="avx2_pairs", isa=isa)[0, 0] == pairs_result
-    assert _core.gemm_s32(a, b, mode="exact", isa=isa)[0, 0] == int(np.dot(a[0].astype(int), b[0].astype(int)))
+    exact = int(np.dot(a[0].astype(int), b[0].astype(int)))
+    assert _core.gemm_s32(a, b, mode="exact", isa=isa)[0, 0] == exact
     _, count = _core.gemm_s32(a, b, mode="avx2_pairs", isa=isa, count_overflow=True)
     assert count == (1 if pairs_result != np.dot(a[0].astype(int), b[0].astype(int)) else 0)
 
@@ -241,5 +246,6 @@ def test_unsupported_isa_raises():
 
 
 def test_enums_are_accepted():
-    got = _core.gemm_s32(A, B, mode=_core.GemmMode.AVX2_PAIRS, overflow=_core.AccOverflow.SATURATE, acc_bits=16)
+    mode, overflow = _core.GemmMode.AVX2_PAIRS, _core.AccOverflow.SATURATE
+    got = _core.gemm_s32(A, B, mode=mode, overflow=overflow, acc_bits=16)
     np.testing.assert_array_equal(got, np.zeros((3, 5), np.int32))

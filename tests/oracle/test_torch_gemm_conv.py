@@ -235,29 +235,48 @@ def test_depthwise_saturating_pairs(engine, per_channel, case_dw):
 
 
 @pytest.mark.parametrize(
-    ("c", "mult", "kk", "stride", "pad", "dil"),
+    ("c", "mult", "kernel", "stride", "pad", "dil"),
     [
-        # routed
-        (8, 1, 3, 1, 1, 1), (8, 1, 3, 2, 1, 1), (16, 1, 5, 2, 2, 1), (8, 2, 7, 1, 3, 1), (24, 1, 3, 1, 1, 1),
-        # not routed
-        (4, 1, 3, 1, 1, 1), (12, 1, 3, 1, 1, 1), (8, 3, 3, 1, 1, 1), (8, 4, 3, 1, 1, 1), (8, 1, 3, 1, 0, 1),
-        (8, 1, 3, 1, 2, 1), (8, 1, 3, 3, 1, 1), (8, 1, 3, 1, 1, 2), (8, 1, 5, 1, 0, 1), (8, 1, 9, 1, 4, 1),
-        (8, 1, 5, 3, 2, 1), (8, 1, 1, 1, 0, 1),
+        # routed to fbgemm's depthwise kernel
+        (8, 1, (3, 3), (1, 1), (1, 1), 1), (8, 1, (3, 3), (2, 2), (1, 1), 1), (16, 1, (5, 5), (2, 2), (2, 2), 1),
+        (8, 2, (7, 7), (1, 1), (3, 3), 1), (24, 1, (3, 3), (1, 1), (1, 1), 1), (8, 1, (3, 3), (1, 2), (1, 1), 1),
+        (8, 1, (3, 3), (2, 1), (1, 1), 1), (16, 2, (3, 3), (2, 2), (1, 1), 1), (32, 1, (7, 7), (2, 2), (3, 3), 1),
+        # not routed: exact int32
+        (4, 1, (3, 3), (1, 1), (1, 1), 1), (12, 1, (3, 3), (1, 1), (1, 1), 1), (4, 2, (3, 3), (1, 1), (1, 1), 1),
+        (8, 3, (3, 3), (1, 1), (1, 1), 1), (8, 4, (3, 3), (1, 1), (1, 1), 1), (8, 1, (3, 3), (1, 1), (0, 0), 1),
+        (8, 1, (3, 3), (1, 1), (2, 2), 1), (8, 1, (3, 3), (1, 1), (1, 0), 1), (8, 1, (3, 3), (3, 3), (1, 1), 1),
+        (8, 1, (3, 3), (1, 1), (1, 1), 2), (8, 1, (5, 5), (1, 1), (0, 0), 1), (8, 1, (9, 9), (1, 1), (4, 4), 1),
+        (8, 1, (5, 5), (3, 3), (2, 2), 1), (8, 1, (3, 5), (1, 1), (1, 2), 1),
+        (8, 1, (5, 3), (1, 1), (2, 1), 1),
     ],
 )
-def test_fbgemm_depthwise_routing_rule(c, mult, kk, stride, pad, dil):
-    """fbgemm_routes_depthwise says exactly when fbgemm's output follows the saturating pairs model."""
+def test_fbgemm_depthwise_routing_rule(c, mult, kernel, stride, pad, dil):
+    """fbgemm_routes_depthwise says exactly when fbgemm's output follows the saturating pairs model.
+
+    Inputs near 255 and weights near ±128 saturate most int16 pairs, so the two accumulations give
+    different outputs and the engine's output identifies its kernel."""
     torch.backends.quantized.engine = "fbgemm"
-    rng = np.random.default_rng(c * 1000 + mult * 100 + kk * 10 + stride + pad + dil)
-    x_s, x_zp, w_s, _, y_zp = _params(rng, c * mult, False, kk * kk, 255, False)
-    x_zp = 7
-    y_s = float(np.float32(x_s * float(w_s.mean()) * 512))
+    rng = np.random.default_rng(c * 1000 + mult * 100 + kernel[0] * 10 + kernel[1] + stride[0] + pad[1] + dil)
+    x_s, x_zp, w_s = 0.05, 7, np.full(c * mult, np.float32(0.02), np.float32)
+    y_s = float(np.float32(np.float32(x_s) * w_s[0]) * 512)
+    y_zp = 128
     xq = rng.integers(200, 255, size=(1, c, 9, 9), endpoint=True).astype(np.uint8)
-    wq = rng.choice(np.array([-128, -120, 120, 127], np.int8), size=(c * mult, 1, kk, kk))
-    got = _run_conv(xq, wq, w_s, False, (1, c, 9, 9, c * mult, kk, stride, dil, pad, c), x_s, x_zp, y_s, y_zp, None)
-    want, _ = _depthwise_expected("fbgemm", xq, wq, (c, mult, kk, stride), x_s, x_zp, w_s, y_s, y_zp, None, False,
-                                  (pad,) * 4, dil)
-    np.testing.assert_array_equal(want, got)
+    wq = rng.choice(np.array([-128, -120, 120, 127], np.int8), size=(c * mult, 1, *kernel))
+    conv = torch.ao.nn.quantized.Conv2d(c, c * mult, kernel, stride=stride, padding=pad, dilation=dil, groups=c,
+                                        bias=False)
+    conv.set_weight_bias(_qweight(wq, w_s, False), None)
+    conv.scale, conv.zero_point = y_s, y_zp
+    got = np.ascontiguousarray(conv(_qinput(xq, x_s, x_zp)).int_repr().permute(0, 2, 3, 1).numpy())
+    pads = (pad[0], pad[1], pad[0], pad[1])
+    routed = fbgemm_routes_depthwise(c, mult, kernel, stride, (dil, dil), pads)
+    x_nhwc, w_ohwi = np.ascontiguousarray(xq.transpose(0, 2, 3, 1)), np.ascontiguousarray(wq.transpose(0, 2, 3, 1))
+    outputs = {}
+    for mode in ("EXACT", "FBGEMM_DW_PAIRS"):
+        acc = core.depthwise_conv2d_s32(x_nhwc, w_ohwi, strides=stride, dilations=(dil, dil), pads=pads,
+                                        x_zero_point=x_zp, mode=mode)
+        outputs[mode] = _requantize_like("fbgemm", acc, x_s, w_s, y_s, y_zp, None, False)
+    np.testing.assert_array_equal(outputs["FBGEMM_DW_PAIRS" if routed else "EXACT"], got)
+    assert np.any(outputs["EXACT"] != outputs["FBGEMM_DW_PAIRS"]), "the case must separate the two kernels"
 
 
 @pytest.mark.parametrize("per_channel", [False, True])

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim.graph import GraphBuilder
-from hwsim.quant.bn_fold import fold_batchnorm, fold_batchnorm_into_conv
+from hwsim.quant.bn_fold import fold_batchnorm, fold_batchnorm_into_conv, why_not_foldable
 
 
 def conv2d_nhwc(x, w, b, groups=1):
@@ -162,3 +162,12 @@ def test_shared_weight_gets_a_new_name(rng):
     np.testing.assert_array_equal(folded.params["shared_w"], g.params["shared_w"])
     x0 = rng.standard_normal((1, 4, 4, 3))
     np.testing.assert_allclose(_run(folded, x0)[0], _run(g, x0)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_why_not_foldable_agrees_with_the_report(rng):
+    for g in (_conv_bn_graph(rng), _conv_bn_graph(rng, relu_tap=True), _conv_bn_graph(rng, dense=True)):
+        _, report = fold_batchnorm(g)
+        kept = dict(report.kept)
+        bn = g.node("bn")
+        assert why_not_foldable(g, bn) == kept.get("bn")
+    assert "not BatchNorm" in why_not_foldable(g, g.node("relu"))

@@ -221,3 +221,14 @@ def test_dynamic_quantize_params_uint8(x, scale, zp):
     p = dynamic_quantize_params_uint8(np.array(x, np.float32))
     assert float(p.scale[0]) == scale
     assert int(p.zero_point[0]) == zp and p.qmin == 0 and p.qmax == 255
+
+
+def test_make_observer_by_name():
+    from hwsim.quant.observers import OBSERVERS, make_observer
+
+    assert isinstance(make_observer("percentile", percentile=99.9), PercentileObserver)
+    assert set(OBSERVERS) >= {"minmax", "percentile", "mse", "kl", "torch_histogram"}
+    with pytest.raises(HwsimError, match="unknown calibration method"):
+        make_observer("entropy2")
+    with pytest.raises(HwsimError, match="percentile"):
+        make_observer("percentile", bins=3)

@@ -1,0 +1,246 @@
+"""Oracle: ONNX models quantized by onnxruntime's quantize_static, imported by hwsim and simulated on intel_int8.
+
+Specification:
+
+- A float model (a small conv net, a ResNet-style and a MobileNetV2-style net exported by torch.onnx.export,
+  and an NHWC hwsim graph written by export_onnx) is quantized with
+  ``onnxruntime.quantization.quantize_static`` (activations uint8, weights int8, per-channel off and on,
+  seeded calibration; models from tools/gen_onnx_models.py, see tests/data/onnx/PROVENANCE.md).
+- onnxruntime runs it with graph optimisations disabled (ORT_DISABLE_ALL: DequantizeLinear → float op →
+  QuantizeLinear) and at the default level (ORT_ENABLE_ALL: fusion into QLinearConv/QGemm/QLinearAdd/...);
+  the output of every QuantizeLinear node is added as a graph output (adding only those keeps the fusions).
+- hwsim imports the QDQ model (import_onnx), simulates it on intel_int8, and every QuantizeLinear output
+  tensor must have identical integers (numerics.md section 7: graph optimisation levels gave identical
+  integers; QLinearConv = round_half_even(float32(acc) · float32(x_s·w_s/y_s))).
+- The same for QOperator models (QLinearConv, QGemm, QLinearAdd, QLinearGlobalAveragePool): every
+  integer tensor.
+- Fusion decisions (numerics.md section 7 warns that in an s8s8 QDQ model only the first Conv was fused):
+  the test records which Convs onnxruntime fuses. In u8s8 every Conv fuses; in s8s8 (onnxruntime 1.32) no
+  Conv fuses and they run as float Conv between DequantizeLinear/QuantizeLinear. hwsim always simulates the
+  integer (fused) arithmetic; the s8s8 cases check that on these models the float path gives the same
+  integers, so a divergence would show here first.
+- A ResNet-style and a MobileNetV2-style model (per-channel on and off) import and run on every built-in
+  target (integer equality only on intel_int8).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from hwsim.errors import HwsimError
+from hwsim.emulate.simulator import quantize_for_target, simulate
+from hwsim.frontends.onnx_export import export_onnx
+from hwsim.frontends.onnx_import import import_onnx
+from hwsim.graph import GraphBuilder
+from hwsim.targets import list_targets, load_target
+
+pytestmark = pytest.mark.oracle
+
+_TOOLS = Path(__file__).resolve().parents[2] / "tools" / "gen_onnx_models.py"
+_spec = importlib.util.spec_from_file_location("gen_onnx_models", _TOOLS)
+gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen)
+
+LEVELS = {"disable_all": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+          "default": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+def nhwc_export_model() -> onnx.ModelProto:
+    """An NHWC hwsim graph (conv, depthwise conv + ReLU6, residual add, max pool, GAP, dense) via export_onnx."""
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("nhwc_export")
+    x = b.input("x", (1, 12, 12, 3))
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * (2.0 / np.prod(shape[1:])) ** 0.5).astype(np.float32)
+
+    y = b.relu(b.conv2d(x, w(8, 3, 3, 3), rng.standard_normal(8).astype(np.float32) * 0.1, pads=[1, 1, 1, 1],
+                        name="conv1"))
+    d = b.relu6(b.depthwise_conv2d(y, w(8, 3, 3, 1), np.zeros(8, np.float32), pads=[1, 1, 1, 1], name="dw"))
+    p = b.conv2d(d, w(8, 1, 1, 8), np.zeros(8, np.float32), name="pw")
+    y = b.add(y, p, name="residual")
+    y = b.max_pool(y, [2, 2], name="pool")
+    y = b.global_avg_pool(y, name="gap")
+    y = b.dense(b.flatten(y, name="flat"), w(5, 8), np.zeros(5, np.float32), name="fc")
+    b.output(y)
+    return export_onnx(b.build())
+
+
+_FLOAT_CACHE: dict[str, onnx.ModelProto] = {}
+_QUANT_CACHE: dict[tuple, onnx.ModelProto] = {}
+
+
+def float_model(name: str) -> onnx.ModelProto:
+    if name not in _FLOAT_CACHE:
+        _FLOAT_CACHE[name] = nhwc_export_model() if name == "nhwc_export" else gen.torch_model(name)
+    return _FLOAT_CACHE[name]
+
+
+def quantized(name: str, per_channel: bool, fmt: str = "qdq", activation: str = "uint8") -> onnx.ModelProto:
+    key = (name, per_channel, fmt, activation)
+    if key not in _QUANT_CACHE:
+        logging.getLogger().setLevel(logging.ERROR)
+        _QUANT_CACHE[key] = gen.quantize(float_model(name), per_channel=per_channel, fmt=fmt,
+                                         activation=activation)
+    return _QUANT_CACHE[key]
+
+
+def input_batch(model: onnx.ModelProto, seed: int = 7) -> np.ndarray:
+    dims = [d.dim_value or 2 for d in model.graph.input[0].type.tensor_type.shape.dim]
+    return gen.images(seed, dims[0], dims)
+
+
+def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for t in names:
+        if t not in have:
+            m.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
+    return m
+
+
+def session(model: onnx.ModelProto, level, optimized_path: str | None = None) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = level
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    if optimized_path:
+        so.optimized_model_filepath = optimized_path
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def run_ort(model: onnx.ModelProto, x: np.ndarray, names: list[str], level) -> dict[str, np.ndarray]:
+    s = session(with_outputs(model, names), level)
+    out_names = [o.name for o in s.get_outputs()]
+    return dict(zip(out_names, s.run(out_names, {model.graph.input[0].name: x})))
+
+
+def hwsim_integers(model: onnx.ModelProto, x: np.ndarray, target: str = "intel_int8"):
+    g = import_onnx(model)
+    qm = quantize_for_target(g, load_target(target))
+    nchw = bool(g.metadata.get("onnx_nchw_inputs"))
+    res = simulate(qm, x.transpose(0, 2, 3, 1) if nchw else x, keep_intermediates=True)
+    return g, res
+
+
+def compare(g, res, ref: dict[str, np.ndarray], names: list[str]) -> list[str]:
+    """Names of the tensors whose integers differ, with the size of the difference."""
+    bad = []
+    for t in names:
+        ir, perm = g.metadata["onnx_tensors"][t]
+        expected = ref[t] if perm is None else ref[t].transpose(perm)
+        got = res.integers[ir]
+        assert got.shape == expected.shape, (t, got.shape, expected.shape)
+        diff = np.abs(got.astype(np.int64) - expected.astype(np.int64))
+        if diff.max() > 0:
+            bad.append(f"{t} (hwsim '{ir}'): {int((diff > 0).sum())}/{diff.size} differ, max {int(diff.max())}")
+    return bad
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+# In the export_onnx model a Transpose separates each Conv from its ReLU/ReLU6, so quantize_static removes
+# the activation but keeps the Conv's own QuantizeLinear (zero point 129) and requantizes into the
+# activation's range (zero point 0): onnxruntime rounds twice (acc → conv codes → activation codes). The
+# importer emits Conv2D (conv spec) → ReLU (activation spec); the simulator fuses the pair and rounds once
+# (simulator.py _make_plans does not compare the two specs), so 'relu_0_QuantizeLinear_Output' and later
+# tensors differ. Reported to the simulator's owner; strict, so the fix turns this into a failure to remove.
+_SIMULATOR_FUSES_ACROSS_REQUANT = pytest.mark.xfail(
+    strict=True, reason="simulator fuses Conv2D+ReLU although the engine materialises the conv output with "
+                        "other quantization parameters (double rounding)")
+
+
+@pytest.mark.parametrize("level", list(LEVELS))
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize("name", [*gen.TORCH_MODELS,
+                                  pytest.param("nhwc_export", marks=_SIMULATOR_FUSES_ACROSS_REQUANT)])
+def test_qdq_quantize_linear_outputs_equal_onnxruntime(name, per_channel, level):
+    model = quantized(name, per_channel)
+    q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(q_outputs) >= 3
+    x = input_batch(model)
+    ref = run_ort(model, x, q_outputs, LEVELS[level])
+    g, res = hwsim_integers(model, x)
+    assert compare(g, res, ref, q_outputs) == []
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize("name", gen.TORCH_MODELS)
+def test_qoperator_integer_tensors_equal_onnxruntime(name, per_channel):
+    model = quantized(name, per_channel, fmt="qop")
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["QLinearConv"] >= 2
+    x = input_batch(model)
+    # every tensor onnxruntime holds as integers (QLinear* outputs, MaxPool/Flatten on codes, ...)
+    names = [o for n in model.graph.node for o in n.output if o and n.op_type != "DequantizeLinear"]
+    ref = run_ort(model, x, names, LEVELS["disable_all"])
+    int_names = [t for t in names if ref[t].dtype.kind in "iu"]
+    assert len(int_names) >= 4
+    g, res = hwsim_integers(model, x)
+    assert compare(g, res, ref, int_names) == []
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize("name", ["resnet_style", "mobilenetv2_style"])
+def test_s8s8_qdq_follows_the_engine(name, per_channel, tmp_path):
+    """s8 activations: onnxruntime leaves the Convs unfused (float Conv between DQ/Q); integers still agree."""
+    model = quantized(name, per_channel, activation="int8")
+    q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    opt = tmp_path / "optimized.onnx"
+    session(with_outputs(model, q_outputs), ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, str(opt))
+    fused = Counter(n.op_type for n in onnx.load(str(opt)).graph.node)
+    assert fused["QLinearConv"] == 0 and fused["Conv"] > 0, fused  # the engine's decision we record
+    x = input_batch(model)
+    for level in LEVELS.values():
+        ref = run_ort(model, x, q_outputs, level)
+        g, res = hwsim_integers(model, x)
+        assert compare(g, res, ref, q_outputs) == []
+
+
+@pytest.mark.parametrize("name", gen.TORCH_MODELS)
+def test_u8s8_qdq_every_conv_fuses_at_the_default_level(name, tmp_path):
+    model = quantized(name, True)
+    q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    opt = tmp_path / "optimized.onnx"
+    session(with_outputs(model, q_outputs), ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, str(opt))
+    ops = Counter(n.op_type for n in onnx.load(str(opt)).graph.node)
+    convs = sum(1 for n in model.graph.node if n.op_type == "Conv")
+    assert ops["QLinearConv"] == convs and ops["Conv"] == 0, ops
+
+
+def _target_params():
+    params = []
+    for info in list_targets():
+        target = load_target(info.name)
+        pow2 = target.numerics.activations.scale_kind == "pow2" or target.numerics.weights.scale_kind == "pow2"
+        # A power-of-two target cannot use float scales as they are: the model must be re-quantized for it,
+        # which is the simulator's job (hwsim run --requantize, not written yet). Until then the simulator
+        # refuses with a clear HwsimError; strict, so the feature landing turns these into failures to remove.
+        marks = [pytest.mark.xfail(strict=True, raises=HwsimError,
+                                   reason="float-scale model on a power-of-two target needs re-quantization")] \
+            if pow2 else []
+        params.append(pytest.param(info.name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("target", _target_params())
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize("name", ["resnet_style", "mobilenetv2_style"])
+def test_quantize_static_models_run_on_every_target(name, per_channel, target):
+    model = quantized(name, per_channel)
+    g = import_onnx(model)
+    assert g.quant and any(a.dtype == np.int8 for a in g.params.values())
+    x = input_batch(model).transpose(0, 2, 3, 1)
+    res = simulate(quantize_for_target(g, load_target(target)), x, keep_intermediates=False)
+    out = res.outputs[g.outputs[0]]
+    assert out.shape == (x.shape[0], 10) and np.all(np.isfinite(out))
