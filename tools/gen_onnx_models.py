@@ -98,10 +98,28 @@ def _torch_modules():
             y = self.head(self.blocks(self.stem(x)))
             return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
 
-    return {"small_convnet": SmallConvNet, "resnet_style": ResNetStyle, "mobilenetv2_style": MobileNetV2Style}
+    class TransformerBlock(nn.Module):
+        """Single-head attention (q·kᵀ/4, softmax), LayerNorm, GELU MLP (exported as the erf pattern), SiLU."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k, self.ln = nn.Linear(16, 16), nn.Linear(16, 16), nn.LayerNorm(16)
+            self.ff = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
+
+        def forward(self, x):
+            a = torch.softmax(self.q(x) @ self.k(x).transpose(1, 2) / 4.0, dim=-1) @ x
+            y = self.ln(x + a)
+            return nn.functional.silu(y + self.ff(y))
+
+    return {"small_convnet": SmallConvNet, "resnet_style": ResNetStyle, "mobilenetv2_style": MobileNetV2Style,
+            "transformer_block": TransformerBlock}
 
 
+#: Image models (input [batch, 3, 16, 16]) used by the quantization oracle tests.
 TORCH_MODELS = ("small_convnet", "resnet_style", "mobilenetv2_style")
+#: Every torch model, including the sequence model (input [batch, 5, 16]).
+ALL_TORCH_MODELS = (*TORCH_MODELS, "transformer_block")
+INPUT_SHAPES = {"transformer_block": (1, 5, 16)}
 
 
 def torch_model(name: str, seed: int = 0):
@@ -122,7 +140,7 @@ def torch_model(name: str, seed: int = 0):
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(IMAGE),), buf, dynamo=False, opset_version=17,
+        torch.onnx.export(module, (torch.zeros(INPUT_SHAPES.get(name, IMAGE)),), buf, dynamo=False, opset_version=17,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     return onnx.load_from_string(buf.getvalue())
@@ -172,7 +190,7 @@ def main(argv: list[str]) -> int:
         return 2
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
-    for name in TORCH_MODELS:
+    for name in ALL_TORCH_MODELS:
         m = torch_model(name)
         onnx.save(m, str(out / f"{name}.onnx"))
         for pc in (False, True):

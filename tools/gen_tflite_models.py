@@ -10,7 +10,8 @@ Every model is converted by ``tf.lite.TFLiteConverter.from_concrete_functions`` 
 written with plain ``tf.nn`` ops (no Keras, so the op set does not depend on Keras' own lowering), with
 weights drawn from a generator seeded per model (``SEED + index``) and a representative data set of
 ``CALIB_SAMPLES`` samples drawn from another seeded generator. The representative range of each model is
-written into PROVENANCE.md and into the model's ``RANGES`` entry below; tests draw their inputs from it.
+written into PROVENANCE.md (tests/oracle/test_tflite_oracle.py repeats it in ``RANGES`` and draws its
+inputs from it).
 
 Input/output type
     The single-op models are converted with ``inference_input_type = inference_output_type = tf.int8``:
@@ -126,8 +127,9 @@ def concat_case():
         b1 = _w(rng, (4,), 0.2)
         w2 = _w(rng, (3, 3, 4, 6), 0.3)
         b2 = _w(rng, (6,), 0.2)
-        return (lambda x: tf.concat([_conv(x, w1, b1, 1, "SAME", "relu"), _conv(x, w2, b2, 1, "SAME", "relu")],
-                                    axis=3)), (1, 6, 6, 4), (-1.0, 1.0)
+        def fn(x):
+            return tf.concat([_conv(x, w1, b1, 1, "SAME", "relu"), _conv(x, w2, b2, 1, "SAME", "relu")], axis=3)
+        return fn, (1, 6, 6, 4), (-1.0, 1.0)
     return build
 
 
@@ -245,7 +247,8 @@ def convert(name: str, index: int) -> tuple[bytes, dict]:
     module.f = tf.function(fn, input_signature=[tf.TensorSpec(shape, tf.float32, name="x")])
     concrete = module.f.get_concrete_function()
     calib_seed = SEED + 1000 + index
-    calib = np.random.default_rng(calib_seed).uniform(lo, hi, size=(CALIB_SAMPLES, *shape[1:])).astype(np.float32)
+    calib = np.random.default_rng(calib_seed).uniform(lo, hi, size=(CALIB_SAMPLES, *shape[1:]))
+    calib = calib.astype(np.float32)
 
     def representative():
         for i in range(CALIB_SAMPLES):
@@ -286,11 +289,14 @@ def provenance(done: dict[str, tuple[bytes, dict]]) -> str:
         f"TensorFlow {tf.__version__} (numpy {np.__version__}, Python {sys.version.split()[0]}), command:",
         "",
         "```",
-        "/work/venv-tf/bin/python tools/gen_tflite_models.py",
+        f"python3 -m venv /work/venv-tf && /work/venv-tf/bin/pip install tensorflow=={tf.__version__}",
+        "/work/venv-tf/bin/python tools/gen_tflite_models.py           # writes this folder",
+        "/work/venv-tf/bin/python tools/gen_tflite_models.py --check   # regenerates, compares bytes",
         "```",
         "",
-        f"Seeds: weights `default_rng({SEED} + index)`, representative data `default_rng({SEED + 1000} + index)`,",
-        f"{CALIB_SAMPLES} samples drawn uniformly from the range below; index is the case's position in `CASES`.",
+        f"Seeds: weights `default_rng({SEED} + index)`, representative data",
+        f"`default_rng({SEED + 1000} + index)`, {CALIB_SAMPLES} samples drawn uniformly from the range below",
+        "(none for the fp16 model); index is the case's position in `CASES`.",
         "Kinds: `int8` = full-integer model with int8 input and output; `int8_float_io` = full-integer model",
         "with float32 input/output (QUANTIZE/DEQUANTIZE at the ends); `fp16` = float16-quantized weights.",
         "",
@@ -298,7 +304,8 @@ def provenance(done: dict[str, tuple[bytes, dict]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, (data, f) in done.items():
-        lines.append(f"| {name}.tflite | {f['kind']} | {list(f['input_shape'])} | [{f['range'][0]}, {f['range'][1]}] "
+        lo, hi = f["range"]
+        lines.append(f"| {name}.tflite | {f['kind']} | {list(f['input_shape'])} | [{lo}, {hi}] "
                      f"| {f['weight_seed']} | {len(data)} | `{hashlib.sha256(data).hexdigest()}` |")
     lines.append("")
     lines.append(f"Total: {sum(len(d) for d, _ in done.values())} bytes.")
@@ -310,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument("--only", nargs="*", help="case names (default: all)")
-    ap.add_argument("--check", action="store_true", help="regenerate into a temporary folder and compare bytes")
+    ap.add_argument("--check", action="store_true",
+                    help="regenerate into a temporary folder and compare the bytes with --out")
     args = ap.parse_args(argv)
     names = args.only or list(CASES)
     if args.check:

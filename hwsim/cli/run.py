@@ -48,6 +48,15 @@ def _print_report(report: RunReport, console: Console) -> None:
         table.add_row(layer.name, layer.op_kind, "x".join(map(str, layer.shape[1:])), bits, _fmt_db(c.sqnr_db),
                       f"{c.cosine:.5f}", f"{c.max_lsb_error:.1f}", runs)
     console.print(table)
+    if report.requantized:
+        ch = Table(title=f"quantization mapped onto {t.name}", title_justify="left")
+        for col in ("tensor", "role", "bits", "scale", "ratio", "zero point", "real range"):
+            ch.add_column(col)
+        for c in report.requantized:
+            ch.add_row(c.tensor, c.role, f"{c.old_bits}→{c.new_bits}", f"{c.old_scale:.4g}→{c.new_scale:.4g}",
+                       f"{c.scale_ratio:.3f}", f"{c.old_zero_point}→{c.new_zero_point}",
+                       f"[{c.old_range[0]:.3g}, {c.old_range[1]:.3g}]→[{c.new_range[0]:.3g}, {c.new_range[1]:.3g}]")
+        console.print(ch)
     parts = [f"output SQNR {_fmt_db(report.output_sqnr_db)} dB"]
     if report.top1_agreement is not None:
         parts.append(f"top-1 agreement with float {100 * report.top1_agreement:.2f}%")
@@ -79,10 +88,13 @@ def _print_report(report: RunReport, console: Console) -> None:
               help="Threads for the integer kernels (0 = all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Write a run folder: summary.json, layers.csv, target.yaml.")
+@click.option("--requantize", is_flag=True,
+              help="Pre-quantized model: map its scales onto the target's rules (keeping real ranges) instead of "
+                   "simulating its own parameters; lists what changed per tensor.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_path: str | None,
             labels_path: str | None, calib_path: str | None, observer: str | None, limit: int | None, threads: int,
-            out_dir: str | None, as_json: bool) -> None:
+            out_dir: str | None, requantize: bool, as_json: bool) -> None:
     """Quantize MODEL for a target, simulate it bit-exactly and compare every layer with float."""
     graph = load_model(model)
     target = load_target(target_name, extra_dirs=tuple(Path(d) for d in target_dirs))
@@ -103,7 +115,7 @@ def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_pa
             bar.update(tasks[phase], completed=done)
 
         report = run_model(graph, target, inputs=inputs, calibration=calib, labels=labels, observer=observer,
-                           limit=limit, threads=threads, progress=progress)
+                           limit=limit, threads=threads, requantize=requantize, progress=progress)
     if out_dir:
         report.write_folder(out_dir)
     if as_json:

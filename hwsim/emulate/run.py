@@ -21,7 +21,8 @@ import yaml
 from hwsim import __version__
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
 from hwsim.emulate.float_ref import run_float
-from hwsim.emulate.simulator import QuantizedModel, graph_batch_limit, quantize_for_target, simulate
+from hwsim.emulate.simulator import (ParamChange, QuantizedModel, graph_batch_limit, quantize_for_target,
+                                     requantize_for_target, simulate)
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph
 from hwsim.targets import Target
@@ -67,6 +68,7 @@ class RunReport:
     output_sqnr_db: float
     folded_batchnorms: list[tuple[str, str]]
     quantized: QuantizedModel | None = field(repr=False)
+    requantized: list[ParamChange] = field(default_factory=list)
 
     @property
     def fallbacks(self) -> list[LayerReport]:
@@ -86,6 +88,7 @@ class RunReport:
             "float_layers": sum(1 for x in self.layers if x.mode == "float"),
             "fallback_layers": [{"name": x.name, "op": x.op, "reason": x.note} for x in self.fallbacks],
             "folded_batchnorms": [{"into": a, "batchnorm": b} for a, b in self.folded_batchnorms],
+            "requantized_tensors": len(self.requantized),
             "output_sqnr_db": _finite(self.output_sqnr_db),
             "top1_agreement": self.top1_agreement,
             "accuracy_float": self.accuracy_float,
@@ -93,8 +96,11 @@ class RunReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"summary": self.summary(),
-                "layers": [{k: _finite(v) for k, v in x.to_dict().items()} for x in self.layers]}
+        d = {"summary": self.summary(),
+             "layers": [{k: _finite(v) for k, v in x.to_dict().items()} for x in self.layers]}
+        if self.requantized:
+            d["requantized"] = [c.to_dict() for c in self.requantized]
+        return d
 
     def write_folder(self, out_dir: str | os.PathLike) -> Path:
         """Write ``summary.json``, ``layers.csv`` and ``target.yaml`` into ``out_dir`` (created if needed).
@@ -112,6 +118,11 @@ class RunReport:
                    "scale", "zero_point", "sqnr_db", "cosine", "max_abs_error", "max_lsb_error", "mean_abs_error"]
         _atomic_write(out / "layers.csv", _csv(columns, rows))
         _atomic_write(out / "target.yaml", yaml.safe_dump(self.target.to_dict(all_ops=True), sort_keys=False))
+        if self.requantized:
+            rows = [c.to_dict() for c in self.requantized]
+            cols = ["tensor", "role", "old_bits", "new_bits", "old_scale", "new_scale", "scale_ratio",
+                    "old_zero_point", "new_zero_point", "old_range", "new_range"]
+            _atomic_write(out / "requantized.csv", _csv(cols, rows))
         return out
 
 
@@ -157,7 +168,7 @@ def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict
 
 def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
               calibration: np.ndarray | None = None, labels: np.ndarray | None = None,
-              observer: str | None = None, limit: int | None = None, threads: int = 1,
+              observer: str | None = None, limit: int | None = None, threads: int = 1, requantize: bool = False,
               progress: Callable[[str, int, int], None] | None = None) -> RunReport:
     """Quantize ``graph`` for ``target`` (static calibration), simulate it bit-exactly and compare with float.
 
@@ -179,6 +190,9 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
         Use at most this many evaluation (and calibration) samples.
     threads : int
         Threads for the integer kernels.
+    requantize : bool
+        For a pre-quantized model: map its quantization onto the target's rules (keeping each tensor's real
+        range) instead of simulating its own parameters; the report lists what changed per tensor.
     progress : callable, optional
         ``progress(phase, done, total)`` with phase ``"calibration"`` or ``"evaluation"``.
     """
@@ -209,8 +223,15 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     if target.numerics.activations.format == "float":
         return _run_float_target(graph, target, inputs, labels, threads)
     ncal = calibration.shape[0]
-    qm = quantize_for_target(graph, target, calibration, observer=observer,
-                             progress=None if progress is None else lambda d: progress("calibration", d, ncal))
+    changes: list[ParamChange] = []
+    if requantize:
+        qm, changes = requantize_for_target(graph, target)
+        ncal = 0
+    else:
+        qm = quantize_for_target(graph, target, calibration, observer=observer,
+                                 progress=None if progress is None else lambda d: progress("calibration", d, ncal))
+        if graph.quant:
+            ncal = 0
     g = qm.graph
     integers = _in_chunks(g, inputs, lambda xb: simulate(qm, xb, keep_intermediates=True, threads=threads).integers,
                           None if progress is None else lambda d: progress("evaluation", d, len(inputs)))
@@ -238,7 +259,7 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
         acc_s = float(np.mean(sim_out.reshape(len(y), -1).argmax(-1) == y))
     sqnr = compare_tensor(ref_out, sim_out, qm.act[out].scale).sqnr_db
     return RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, agreement, acc_f, acc_s, sqnr,
-                     list(qm.folded_batchnorms), qm)
+                     list(qm.folded_batchnorms), qm, changes)
 
 
 _WEIGHT_OPS = ("Conv2D", "Dense")

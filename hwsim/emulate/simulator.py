@@ -332,17 +332,113 @@ def quantize_for_target(graph: Graph, target: Target, calibration: np.ndarray | 
             progress(done)
 
     act: dict[str, ActQuant] = {t: _act_from_observer(o, act_role) for t, o in observed.items()}
+    return _finish(g, target, plans, act, fold.folded, int(calibration.shape[0]))
+
+
+def _finish(g: Graph, target: Target, plans: list[LayerPlan], act: dict[str, ActQuant],
+            folded: list[tuple[str, str]], samples: int) -> QuantizedModel:
+    """Complete activation parameters that follow their input, then derive every layer's integer constants."""
     for p in plans:
-        if p.mode == "fused":
-            continue
-        if _output_follows_input(p):
+        if p.mode != "fused" and _output_follows_input(p):
             act[p.output] = _fixed_or_same(p, act)
     for p in plans:
         if p.mode == "integer" and p.op_kind in _WEIGHTED:
             _prepare_weighted(g, target, p, act)
         elif p.mode == "integer":
             _prepare_other(g, target, p, act)
-    return QuantizedModel(g, target, act, plans, fold.folded, int(calibration.shape[0]))
+    return QuantizedModel(g, target, act, plans, folded, samples)
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    """How one tensor's quantization changed when a pre-quantized model was mapped onto another target."""
+
+    tensor: str
+    role: str  # "activation" | "weight"
+    old_bits: int
+    new_bits: int
+    old_scale: float  # largest scale of the tensor (per-channel: the max over channels)
+    new_scale: float
+    old_zero_point: int
+    new_zero_point: int
+    old_range: tuple[float, float]  # real range the integers can represent
+    new_range: tuple[float, float]
+
+    @property
+    def scale_ratio(self) -> float:
+        return self.new_scale / self.old_scale if self.old_scale else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in ("tensor", "role", "old_bits", "new_bits", "old_scale", "new_scale",
+                                           "old_zero_point", "new_zero_point")}
+        d.update(old_range=list(self.old_range), new_range=list(self.new_range), scale_ratio=self.scale_ratio)
+        return d
+
+
+def requantize_for_target(graph: Graph, target: Target) -> tuple[QuantizedModel, list[ParamChange]]:
+    """Map a pre-quantized model onto ``target``'s quantization rules, keeping its real ranges.
+
+    The model's integers are dequantized with its own scales; each activation tensor keeps the real range its
+    integers could represent, [s·(qmin − zp), s·(qmax − zp)], which the target's parameter rule turns into the
+    target's scheme (for example a power-of-two position for the DPU, u8 with a zero point for Intel); weights
+    are re-quantized from their dequantized values by the target's weight role. Nothing is calibrated. Returns
+    the model ready for :func:`simulate` and, per tensor, what had to change.
+    """
+    if not graph.quant:
+        raise HwsimError(f"model '{graph.name}': has no quantization parameters to map; quantize it with "
+                         "calibration data instead")
+    g = graph.copy()
+    changes: list[ParamChange] = []
+    w_role, a_role = target.numerics.weights, target.numerics.activations
+    for name, spec in graph.quant.items():
+        if name not in g.params:
+            continue
+        arr = g.params[name]
+        if arr.dtype.kind in "iu":
+            g.params[name] = spec.dequantize(arr).astype(np.float32)
+    float_graph = Graph(g.name, g.inputs, g.outputs, g.nodes, g.params, {}, g.data, g.metadata)
+    plans = _make_plans(float_graph, target)
+    act: dict[str, ActQuant] = {}
+    wanted = [i.name for i in float_graph.inputs] + [p.output for p in plans if p.mode != "fused"
+                                                        and not _output_follows_input(p)]
+    for t in wanted:
+        spec = graph.quant.get(t)
+        if spec is None:
+            raise HwsimError(f"model '{graph.name}': tensor '{t}' has no quantization parameters, so its range "
+                             "is unknown")
+        s = float(np.ravel(spec.scale)[0])
+        zp = int(np.ravel(spec.zero_point)[0])
+        lo, hi = s * (spec.qmin - zp), s * (spec.qmax - zp)
+        new = _act_from_range(a_role, lo, hi)
+        act[t] = new
+        changes.append(ParamChange(t, "activation", spec.bits, new.bits, s, new.scale, zp, new.zero_point,
+                                   (lo, hi), (new.scale * (new.qmin - new.zero_point),
+                                              new.scale * (new.qmax - new.zero_point))))
+    model = _finish(float_graph, target, plans, act, [], 0)
+    for p in model.plans:
+        if "w_int" not in p.consts:
+            continue
+        w_name = p.node.inputs[1]
+        spec = graph.quant.get(w_name)
+        if spec is None:
+            continue
+        old_scale = float(np.max(spec.scale))
+        new_scale = float(np.max(p.consts["w_scale"])) if "fix_pos_w" not in p.consts else 2.0 ** -p.consts["fix_pos_w"]
+        w = float_graph.params[w_name]
+        amax = float(np.max(np.abs(w)))
+        changes.append(ParamChange(w_name, "weight", spec.bits, w_role.bits, old_scale, new_scale, 0, 0,
+                                   (-amax, amax), (new_scale * w_role.qmin, new_scale * w_role.qmax)))
+    return model, changes
+
+
+def _act_from_range(role: TensorRole, lo: float, hi: float) -> ActQuant:
+    qmin, qmax = _role_range(role)
+    if role.scale_kind == "pow2":
+        p = int(qs.pow2_fix_pos_overflow_free(lo, hi, role.bits)[0])
+        return ActQuant(float(np.ldexp(np.float32(1.0), -p)), 0, qmin, qmax, fix_pos=p, bits=role.bits)
+    params = qs.params_from_range(_scheme(role), lo, hi)
+    return ActQuant(float(np.float32(params.scale.ravel()[0])), int(params.zero_point.ravel()[0]), qmin, qmax,
+                    bits=role.bits)
 
 
 def _act_from_spec(graph: Graph, tensor: str, role: TensorRole) -> ActQuant:
@@ -499,7 +595,8 @@ def _given_weights(g: Graph, node: Node, p: LayerPlan, x_q: ActQuant, scheme: st
     if scheme == "pow2_shift":
         if spec.scale_kind != "pow2" or x_q.fix_pos is None:
             raise HwsimError(f"node '{node.name}': a power-of-two target needs power-of-two scales on the input "
-                             f"and weights of this layer")
+                             "and weights of this layer; map the model onto the target with --requantize "
+                             "(requantize_for_target)")
         p_w = int(np.ravel(spec.fix_pos)[0])
         c["fix_pos_w"] = p_w
         b_spec = g.quant.get(b_name) if b_name else None

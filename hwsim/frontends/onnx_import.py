@@ -212,6 +212,8 @@ class _Importer:
         self.problems: list[str] = []
         self.poisoned: set[str] = set()
         self.fused_adds: set[int] = set()  # Adds folded into the preceding MatMul (Dense with bias)
+        self.pattern_skip: set[int] = set()  # nodes absorbed by a recognised pattern (erf GELU)
+        self.gelu: dict[int, str] = {}  # last node of an erf GELU pattern -> its input tensor
 
     # -- names ------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -458,12 +460,22 @@ class _Importer:
         self.check_opsets()
         for t in g.initializer:
             self.const[t.name] = self.to_array(t)
+        for n in g.node:
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+                try:
+                    self.const[n.output[0]] = self.constant_node(n)
+                except _Unsupported as exc:
+                    raise GraphError(f"{self.source}: node '{n.name or n.output[0]}' (Constant): {exc}") from None
+        self.find_erf_gelu()
         self.unsupported_scan()
         self.make_inputs()
         for n in g.node:
-            if id(n) in self.fused_adds:
+            if id(n) in self.fused_adds or id(n) in self.pattern_skip:
                 continue
             try:
+                if id(n) in self.gelu:
+                    self.unary_from(n, self.gelu[id(n)], "GELU", {"approximate": "none"})
+                    continue
                 self.convert(n)
             except _Skip:
                 self.poisoned.update(o for o in n.output if o)
@@ -502,6 +514,8 @@ class _Importer:
         # their operators, so constness is propagated first.
         consts = set(self.const)
         for n in self.model.graph.node:
+            if id(n) in self.pattern_skip or id(n) in self.gelu:
+                continue
             domain = "" if n.domain in ("", "ai.onnx") else n.domain
             foldable = domain == "" and (
                 n.op_type in ("Constant", "Shape", "Size")
@@ -710,9 +724,69 @@ class _Importer:
         for o, r in zip([o for o in n.output if o], results):
             self.const[o] = np.asarray(r)
 
+    # patterns --------------------------------------------------------------------------------------
+    def find_erf_gelu(self) -> None:
+        """Recognise x·0.5·(1 + erf(x/√2)) (torch.onnx.export of nn.GELU before opset 20) as one GELU."""
+        nodes = list(self.model.graph.node)
+        producer = {o: n for n in nodes for o in n.output if o}
+
+        def near(name: str, value: float) -> bool:
+            c = self.const.get(name)
+            return c is not None and c.size == 1 and abs(float(c.ravel()[0]) - value) <= 1e-6 * abs(value)
+
+        def sole(t: str, op: str):
+            cons = self.consumers.get(t, [])
+            return cons[0] if len(cons) == 1 and cons[0].op_type == op and t not in self.graph_outputs else None
+
+        def other(n: Any, t: str) -> str | None:
+            ins = list(n.input)
+            if len(ins) != 2 or t not in ins:
+                return None
+            return ins[1] if ins[0] == t else ins[0]
+
+        for erf in nodes:
+            if erf.op_type != "Erf":
+                continue
+            scale = producer.get(erf.input[0])
+            if scale is None or sole(erf.input[0], "Erf") is None:
+                continue
+            if scale.op_type == "Div" and near(scale.input[1], math.sqrt(2.0)):
+                x = scale.input[0]
+            elif scale.op_type == "Mul" and any(near(i, 1 / math.sqrt(2.0)) for i in scale.input):
+                x = scale.input[0] if near(scale.input[1], 1 / math.sqrt(2.0)) else scale.input[1]
+            else:
+                continue
+            add = sole(erf.output[0], "Add")
+            if add is None or not near(other(add, erf.output[0]) or "", 1.0):
+                continue
+            m1 = sole(add.output[0], "Mul")
+            if m1 is None:
+                continue
+            f = other(m1, add.output[0])
+            absorbed = [scale, erf, add, m1]
+            final = None
+            if f == x or near(f or "", 0.5):
+                m2 = sole(m1.output[0], "Mul")
+                want_x = f != x
+                g2 = other(m2, m1.output[0]) if m2 is not None else None
+                if m2 is not None and ((want_x and g2 == x) or (not want_x and near(g2 or "", 0.5))):
+                    final = m2
+            elif f in producer and producer[f].op_type == "Mul" and sole(f, "Mul") is m1:
+                half = producer[f]
+                if x in half.input and near(other(half, x) or "", 0.5):
+                    final = m1
+                    absorbed = [scale, erf, add, half]
+            if final is None:
+                continue
+            self.gelu[id(final)] = x
+            self.pattern_skip.update(id(n) for n in absorbed if n is not final)
+
     # unary / aliases ---------------------------------------------------------------------------------
     def unary(self, n: Any, op: str, attrs: dict[str, Any] | None = None) -> None:
-        v = self.val(n.input[0])
+        self.unary_from(n, n.input[0], op, attrs)
+
+    def unary_from(self, n: Any, x: str, op: str, attrs: dict[str, Any] | None = None) -> None:
+        v = self.val(x)
         out = self.emit(op, [v.ir], attrs, self.out_name(n, v.perm), self.node_name(n))
         self.define(n.output[0], out, v.perm)
 
@@ -1086,8 +1160,15 @@ class _Importer:
             self.dense(n, n.input[0], w.T, spec, self.base_name(b_name), "T", {1: 0, 0: 1}, bias)
             return
         a = self.layout(n.input[0], None)
-        b = self.layout(b_name, None)
-        out = self.emit("MatMul", [a, b], {"transpose_b": False}, self.out_name(n, None), self.node_name(n))
+        vb = self.val(b_name)
+        rank_b = len(self.shapes[vb.ir])
+        swap = (*range(rank_b - 2), rank_b - 1, rank_b - 2)
+        if rank_b >= 2 and vb.perm == _norm_perm(swap):  # B is a transposed tensor: read it as transpose_b
+            b, transpose_b = vb.ir, True
+        else:
+            b, transpose_b = self.layout(b_name, None), False
+        out = self.emit("MatMul", [a, b], {"transpose_b": transpose_b}, self.out_name(n, None),
+                        self.node_name(n))
         self.define(n.output[0], out, None)
 
     def op_BatchNormalization(self, n):

@@ -98,12 +98,19 @@ def test_zoo_models_round_trip_through_export_onnx(name):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("name", gen.TORCH_MODELS)
+@pytest.mark.parametrize("name", gen.ALL_TORCH_MODELS)
 def test_torch_exported_models_match_onnxruntime(name):
     model = gen.torch_model(name)
-    x = gen.images(5, 2)  # batch 2 through the symbolic batch dimension
+    x = gen.images(5, 2, gen.INPUT_SHAPES.get(name, gen.IMAGE))  # batch 2 through the symbolic batch
     errors = check_float(model, {"input": x})
     assert max(errors.values()) <= TOLERANCE, errors
+
+
+def test_erf_gelu_pattern_and_transposed_matmul_operand():
+    g = import_onnx(gen.torch_model("transformer_block"))
+    ops = Counter(n.op for n in g.nodes)
+    assert ops["GELU"] == 1 and ops["Transpose"] == 0 and ops["Dense"] == 4 and ops["LayerNorm"] == 1
+    assert [n.attrs["transpose_b"] for n in g.nodes if n.op == "MatMul"] == [True, False]
 
 
 def test_nchw_input_becomes_nhwc_without_a_leading_transpose():

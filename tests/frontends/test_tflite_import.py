@@ -172,8 +172,8 @@ def test_attributes(name, op, attrs):
     ((4, 4), (2, 2), (4, 4), [0, 0, 0, 0]),   # stride larger than the kernel: nothing to pad
 ])
 def test_same_padding_rule(in_hw, k, s, want):
-    assert tfl._padding(0, in_hw, k, s, (1, 1), None) == want
-    assert tfl._padding(1, in_hw, k, s, (1, 1), None) == [0, 0, 0, 0]
+    assert tfl._padding(0, in_hw, k, s, (1, 1)) == want
+    assert tfl._padding(1, in_hw, k, s, (1, 1)) == [0, 0, 0, 0]
 
 
 def test_fused_activation_is_an_explicit_node_with_the_source_name():
@@ -192,6 +192,8 @@ def test_float_io_model_folds_quantize_and_dequantize():
     assert [t.name for t in g.inputs] == ["x"]
     assert g.metadata["tflite"]["tensors"]["x"] == details["tfl.quantize"]["index"]
     assert float(g.quant["x"].scale[0]) == np.float32(details["tfl.quantize"]["quantization"][0])
+    assert g.metadata["tflite"]["inputs"] == {"x": "float32"}
+    assert import_tflite(DATA / "fc.tflite").metadata["tflite"]["inputs"] == {"x": "int8"}
     # the IR output is the int8 SOFTMAX output, the float DEQUANTIZE output is recorded as its source name
     assert g.outputs == ["Identity1"]
     assert g.metadata["tflite"]["outputs"] == {"Identity1": "Identity"}
@@ -206,7 +208,8 @@ def test_float16_model_gives_a_float_graph():
     assert not g.quant
     assert all(a.dtype == np.float32 for a in g.params.values())
     it = _interpreter("fp16_conv_fc")
-    halves = {d["name"]: it.get_tensor(d["index"]) for d in it.get_tensor_details() if d["dtype"] == np.float16}
+    halves = {d["name"]: it.get_tensor(d["index"]) for d in it.get_tensor_details()
+              if d["dtype"] == np.float16}
     conv = [n for n in g.nodes if n.op == "Conv2D"][0]
     w = g.params[conv.inputs[1]]
     # float16 -> float32 is exact: the parameter is the stored half-precision weight, widened
@@ -218,7 +221,9 @@ def test_save_load_roundtrip(name, tmp_path):
     g = import_tflite(DATA / f"{name}.tflite")
     save_model(g, tmp_path / "m.npz")
     h = load_model(tmp_path / "m.npz")
-    assert [(n.name, n.op, n.inputs, n.attrs) for n in h.nodes] == [(n.name, n.op, n.inputs, n.attrs) for n in g.nodes]
+    def nodes(graph):
+        return [(n.name, n.op, n.inputs, n.attrs) for n in graph.nodes]
+    assert nodes(h) == nodes(g)
     assert h.quant.keys() == g.quant.keys() and all(h.quant[k] == g.quant[k] for k in g.quant)
     for k, v in g.params.items():
         assert h.params[k].dtype == v.dtype

@@ -138,7 +138,8 @@ def test_reference_kernels_tensor_by_tensor(name):
         if msg:
             bad.append(f"'{tensor}': {msg}")
     assert set(g.outputs) <= set(compared), f"outputs not compared: {compared}"
-    assert not bad, f"{name}: {len(bad)} of {len(compared)} tensors differ from BUILTIN_REF:\n" + "\n".join(bad)
+    assert not bad, (f"{name}: {len(bad)} of {len(compared)} tensors differ from BUILTIN_REF:\n"
+                     + "\n".join(bad))
 
 
 @pytest.mark.parametrize("name", [_case(n, "arm_tflite_xnnpack") for n in INT8_MODELS])
