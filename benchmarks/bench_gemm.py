@@ -142,6 +142,7 @@ def main() -> None:
     model, mhz = cpu_description()
     cores = threads
     print(f"machine: {model}; {os.cpu_count()} logical CPUs; /proc/cpuinfo cpu MHz = {mhz}")
+    print(f"load average before the run (other processes share these CPUs): {os.getloadavg()}")
     print(f"hwsim cpu_features: auto_isa = {feats['auto_isa']}, isas = {feats['gemm_isas']}; "
           f"threads = {threads}")
     peak_assumed = cores * 64 * (mhz or 0) * 1e6 * 2 / 1e9
@@ -220,6 +221,7 @@ def main() -> None:
         f"({t_fc * 1e3:.3f} ms); "
         f"hwsim/fbgemm {t_fc / t_c:.2f}"
     )
+    print(f"load average after the run: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

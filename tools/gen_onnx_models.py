@@ -56,7 +56,7 @@ def _torch_modules():
             return torch.relu(y + (x if self.down is None else self.down(x)))
 
     class ResNetStyle(nn.Module):
-        """ResNet-18 shape at small scale: 7×7/2 stem, max pool, basic blocks with 1×1 downsampling, GAP, fc."""
+        """ResNet-18 shape, small: 7×7/2 stem, max pool, basic blocks with 1×1 downsampling, GAP, fc."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -84,7 +84,7 @@ def _torch_modules():
             return x + y if self.use_res else y
 
     class MobileNetV2Style(nn.Module):
-        """MobileNetV2 shape at small scale: 3×3/2 stem, inverted residuals (ReLU6, depthwise), 1×1, GAP, fc."""
+        """MobileNetV2 shape, small: 3×3/2 stem, inverted residuals (ReLU6, depthwise), 1×1, GAP, fc."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -99,7 +99,7 @@ def _torch_modules():
             return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
 
     class TransformerBlock(nn.Module):
-        """Single-head attention (q·kᵀ/4, softmax), LayerNorm, GELU MLP (exported as the erf pattern), SiLU."""
+        """Single-head attention (q·kᵀ/4, softmax), LayerNorm, GELU MLP (the erf pattern), SiLU."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -140,7 +140,8 @@ def torch_model(name: str, seed: int = 0):
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(INPUT_SHAPES.get(name, IMAGE)),), buf, dynamo=False, opset_version=17,
+        torch.onnx.export(module, (torch.zeros(INPUT_SHAPES.get(name, IMAGE)),), buf, dynamo=False,
+                          opset_version=17,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
     return onnx.load_from_string(buf.getvalue())
@@ -152,8 +153,11 @@ def images(seed: int, n: int, shape=IMAGE) -> np.ndarray:
 
 
 def quantize(model, *, per_channel: bool, fmt: str = "qdq", calibration_seed: int = 100, samples: int = 8,
-             activation: str = "uint8"):
-    """``quantize_static`` of a float model (u8 activations, s8 weights); returns the quantized ModelProto."""
+             activation: str = "uint8", extra_options: dict | None = None):
+    """``quantize_static`` of a float model (u8 activations, s8 weights); returns the quantized ModelProto.
+
+    ``extra_options`` go to quantize_static as they are (e.g. ``{"QDQKeepRemovableActivations": True}``).
+    """
     import tempfile
 
     import onnx
@@ -178,7 +182,8 @@ def quantize(model, *, per_channel: bool, fmt: str = "qdq", calibration_seed: in
         quantize_static(str(src), str(dst), Reader(),
                         quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
                         activation_type=QuantType.QUInt8 if activation == "uint8" else QuantType.QInt8,
-                        weight_type=QuantType.QInt8, per_channel=per_channel)
+                        weight_type=QuantType.QInt8, per_channel=per_channel,
+                        extra_options=dict(extra_options or {}))
         return onnx.load(str(dst))
 
 

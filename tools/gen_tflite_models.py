@@ -128,7 +128,8 @@ def concat_case():
         w2 = _w(rng, (3, 3, 4, 6), 0.3)
         b2 = _w(rng, (6,), 0.2)
         def fn(x):
-            return tf.concat([_conv(x, w1, b1, 1, "SAME", "relu"), _conv(x, w2, b2, 1, "SAME", "relu")], axis=3)
+            a, b = _conv(x, w1, b1, 1, "SAME", "relu"), _conv(x, w2, b2, 1, "SAME", "relu")
+            return tf.concat([a, b], axis=3)
         return fn, (1, 6, 6, 4), (-1.0, 1.0)
     return build
 
@@ -192,6 +193,15 @@ def pad_reshape_case():
     return build
 
 
+def dilated_case():
+    def build(rng):
+        w = _w(rng, (3, 3, 3, 6), 0.3)
+        b = _w(rng, (6,), 0.1)
+        return (lambda x: tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w, 1, "SAME", dilations=2), b))), \
+            (1, 10, 10, 3), (-1.0, 1.0)
+    return build
+
+
 def mul_case():
     # MUL of two int8 activations (x and a 1x1 conv of x), single graph input
     def build(rng):
@@ -235,6 +245,7 @@ CASES: dict[str, tuple] = {
                                  rng_range=(-2.0, 2.0)), "int8"),
     "pad_conv_reshape_fc": (pad_reshape_case(), "int8"),
     "mul": (mul_case(), "int8"),
+    "conv_dilated_same_relu": (dilated_case(), "int8"),
 }
 
 

@@ -3,9 +3,9 @@
 // and one 4-byte broadcast of A per row.
 //   EXACT      VPDPBUSD: acc[j] += sum_{q<4} zext(a[q]) * sext(b[j][q]), no intermediate saturation, the
 //              int32 accumulate wraps. Bit-identical to microkernel_exact_scalar.
-//   AVX2_PAIRS 512-bit VPMADDUBSW (int16-saturated pairs) -> VPMADDWD with ones -> VPADDD; the same
-//              instruction sequence as the 256-bit non-VNNI path, on 16 lanes. Bit-identical to
-//              microkernel_pairs_scalar.
+//   AVX2_PAIRS 512-bit VPMADDUBSW (int16-saturated pairs) -> VPDPWSSD with ones (= VPMADDWD with ones
+//              + VPADDD: the int16 pair sums added exactly, int32 accumulate wraps); the same arithmetic as
+//              the 256-bit non-VNNI path, on 16 lanes. Bit-identical to microkernel_pairs_scalar.
 #pragma once
 
 #include <cstdint>
@@ -51,8 +51,9 @@ HWSIM_TARGET_AVX512 inline void kernel(const uint8_t* a, int64_t lda, int64_t gr
 #pragma GCC unroll 4
             for (int z = 0; z < NZ; ++z) {
                 if constexpr (kPairs) {
+                    // VPDPWSSD with ones = VPMADDWD(ones) + VPADDD fused: exact pair-of-int16 sums, int32 wrap.
                     const __m512i p16 = _mm512_maddubs_epi16(av, bv[z]);  // sat16 per pair
-                    acc[r][z] = _mm512_add_epi32(acc[r][z], _mm512_madd_epi16(p16, ones16));
+                    acc[r][z] = _mm512_dpwssd_epi32(acc[r][z], p16, ones16);
                 } else {
                     acc[r][z] = _mm512_dpbusd_epi32(acc[r][z], av, bv[z]);
                 }

@@ -80,7 +80,7 @@ inline void DispatchRoundingMode(RoundingMode mode, F&& f) {
 }
 
 // Rounds a float64 to an integer by mode M and clamps it to [lo, hi] (lo <= hi, |lo|, |hi| < 2^62).
-// Exact: for |x| < 2^52, q = floor(x) is computed through int64 and frac = x - q is exact in binary64;
+// Exact: for |x| < 2^52 the floor q and the comparisons of frac = x - q are done exactly (see below);
 // |x| >= 2^52 is already an integer. NaN gives 0 clamped into [lo, hi]. STOCHASTIC rounds up when
 // u < frac with u = (StochasticBits(seed, index) >> 11) * 2^-53, so P(ceil) = ceil(frac * 2^53) / 2^53.
 template <RoundingMode M>
@@ -91,15 +91,21 @@ inline int64_t RoundFloatToInt(double x, int64_t lo, int64_t hi, uint64_t seed =
     if (x >= static_cast<double>(hi)) return hi;
     return static_cast<int64_t>(x);  // an integer already, inside (lo, hi)
   }
-  const int64_t t = static_cast<int64_t>(x);               // toward zero
-  const int64_t q = t - (static_cast<double>(t) > x ? 1 : 0);  // floor
-  const double frac = x - static_cast<double>(q);
+  // frac = x - floor(x) is not exact in binary64 for small negative x; x - trunc(x) is. With
+  // ft = x - trunc(x): x >= 0 gives frac = ft; x < 0 non-integer gives floor = t - 1, frac = 1 + ft,
+  // and every comparison of frac is done exactly on ft.
+  const int64_t t = static_cast<int64_t>(x);  // toward zero
+  const double ft = x - static_cast<double>(t);
+  const bool neg_f = ft < 0.0;
+  const int64_t q = t - (neg_f ? 1 : 0);  // floor
   bool up;
   if (M == RoundingMode::STOCHASTIC) {
-    up = static_cast<double>(StochasticBits(seed, index) >> 11) * 0x1p-53 < frac;  // false when frac == 0
+    const double u = static_cast<double>(StochasticBits(seed, index) >> 11) * 0x1p-53;  // in [0, 1)
+    up = neg_f ? (u - 1.0 < ft) : (u < ft);  // u < frac; u - 1 is exact
   } else {
-    const int cmp_half = (frac > 0.5) - (frac < 0.5);
-    up = (frac != 0.0) & RoundsUp<M>(cmp_half, (q & 1) != 0, q < 0);
+    const double half = neg_f ? -0.5 : 0.5;
+    const int cmp_half = (ft > half) - (ft < half);
+    up = (ft != 0.0) & RoundsUp<M>(cmp_half, (q & 1) != 0, q < 0);
   }
   const int64_t r = q + static_cast<int64_t>(up);
   return std::min(std::max(r, lo), hi);
@@ -108,12 +114,16 @@ inline int64_t RoundFloatToInt(double x, int64_t lo, int64_t hi, uint64_t seed =
 // Fast form of RoundFloatToInt for a finite value already clamped to |v| < 2^22 (float) or 2^30
 // (double): the same rule, written branch-free on int32 lanes so loops over it vectorise (SSE2 has
 // every operation used: truncating convert, compare, and, add). Not for STOCHASTIC.
+// The fraction is taken against trunc(v), not floor(v): v - trunc(v) is exact in binary floating
+// point, while v - floor(v) is not for small negative v (-0.49999997f - (-1) rounds to 0.5f).
 template <RoundingMode M, typename Real>
 inline int32_t RoundSmallToInt32(Real v) {
-  const int32_t t = static_cast<int32_t>(v);                        // toward zero
-  const int32_t q = t - static_cast<int32_t>(static_cast<Real>(t) > v);  // floor
-  const Real frac = v - static_cast<Real>(q);                       // exact, in [0, 1)
-  const int32_t gt = frac > Real(0.5), eq = frac == Real(0.5), neg = q < 0;
+  const int32_t t = static_cast<int32_t>(v);          // toward zero
+  const Real ft = v - static_cast<Real>(t);            // exact, in (-1, 1), sign of v
+  const int32_t neg_f = ft < Real(0);                  // then floor = t - 1 and frac = 1 + ft
+  const int32_t q = t - neg_f;                         // floor
+  const Real half = Real(0.5) - static_cast<Real>(neg_f);  // frac vs 1/2, compared on ft exactly
+  const int32_t gt = ft > half, eq = ft == half, neg = q < 0;
   int32_t up = 0;
   switch (M) {
     case RoundingMode::HALF_TO_EVEN: up = gt | (eq & q); break;  // q & 1 via the low bit
@@ -122,7 +132,7 @@ inline int32_t RoundSmallToInt32(Real v) {
     case RoundingMode::HALF_DOWN: up = gt; break;
     case RoundingMode::HALF_TOWARD_ZERO: up = gt | (eq & neg); break;
     case RoundingMode::FLOOR: up = 0; break;
-    case RoundingMode::TRUNCATE: up = static_cast<int32_t>(frac != Real(0)) & neg; break;
+    case RoundingMode::TRUNCATE: up = neg_f; break;  // a negative non-integer goes back up to t
     case RoundingMode::STOCHASTIC: up = 0; break;
   }
   return q + (up & 1);

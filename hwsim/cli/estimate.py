@@ -46,7 +46,8 @@ def _print(report: CostReport, console: Console, all_layers: bool) -> None:
         if e.spill:
             note = ("spill; " + note).rstrip("; ")
         table.add_row(e.name, e.op, unit, _si(e.macs), _si(e.cycles), _ms(e.time_ms), e.bound,
-                      _si(e.weight_bytes), _si(e.activation_bytes), _si(e.ddr_bytes), _si(e.ops_per_s), util, note)
+                      _si(e.weight_bytes), _si(e.activation_bytes), _si(e.ddr_bytes), _si(e.ops_per_s), util,
+                      note)
     console.print(table)
     util = "" if t["utilisation"] is None else f", utilisation {100 * t['utilisation']:.1f}%"
     console.print(f"MACs {_si(t['macs'])}, cycles {_si(t['cycles'])} at {t['clock_mhz']:g} MHz{util}")
@@ -63,7 +64,8 @@ def _print(report: CostReport, console: Console, all_layers: bool) -> None:
 
 @click.command("estimate")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", "target_name", required=True, help="Target name (see `hwsim targets`) or YAML path.")
+@click.option("--target", "-t", "target_name", required=True,
+              help="Target name (see `hwsim targets`) or YAML path.")
 @click.option("--target-dir", "target_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Extra folder of user target YAML files (repeatable).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
@@ -73,9 +75,10 @@ def _print(report: CostReport, console: Console, all_layers: bool) -> None:
 @click.option("--all-layers", is_flag=True, help="Also list fused and view-only nodes in the table.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Write cost.json, cost_layers.csv and cost_totals.csv into this folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (docs/cost.md) instead of a table.")
-def command(model: str, target_name: str, target_dirs: tuple[str, ...], threads: int, per_layer_subgraphs: bool,
-            all_layers: bool, out_dir: str | None, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON (docs/cost.md) instead of a table.")
+def command(model: str, target_name: str, target_dirs: tuple[str, ...], threads: int,
+            per_layer_subgraphs: bool, all_layers: bool, out_dir: str | None, as_json: bool) -> None:
     """Estimate cycles, latency, memory and DDR traffic of MODEL (a model.npz) on a target."""
     graph = load_model(model)
     target = load_target(target_name, extra_dirs=tuple(Path(d) for d in target_dirs))

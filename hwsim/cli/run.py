@@ -38,15 +38,23 @@ def _print_report(report: RunReport, console: Console) -> None:
     t = report.target
     table = Table(title=f"{report.model} on {t.name} ({t.family}): {report.samples} samples",
                   title_justify="left")
+    has_cost = report.cost is not None
     for col, just in (("layer", "left"), ("op", "left"), ("output (per sample)", "left"), ("bits w/a", "right"),
                       ("SQNR dB", "right"), ("cosine", "right"), ("max |Δ| LSB vs float", "right"), ("runs as", "left")):
         table.add_column(col, justify=just)
+    if has_cost:
+        table.add_column("cycles", justify="right")
+        table.add_column("time ms", justify="right")
     for layer in report.layers:
         c = layer.comparison
         bits = f"{layer.weight_bits or '-'}/{layer.activation_bits}"
         runs = {"integer": "integer", "float": "float32 (float target)"}.get(layer.mode, f"float: {layer.note}")
-        table.add_row(layer.name, layer.op_kind, "x".join(map(str, layer.shape[1:])), bits, _fmt_db(c.sqnr_db),
-                      f"{c.cosine:.5f}", f"{c.max_lsb_error:.1f}", runs)
+        row = [layer.name, layer.op_kind, "x".join(map(str, layer.shape[1:])), bits, _fmt_db(c.sqnr_db),
+               f"{c.cosine:.5f}", f"{c.max_lsb_error:.1f}", runs]
+        if has_cost:
+            row += ["-" if layer.cycles is None else f"{layer.cycles:,.0f}",
+                    "-" if layer.time_ms is None else f"{layer.time_ms:.4f}"]
+        table.add_row(*row)
     console.print(table)
     if report.requantized:
         ch = Table(title=f"quantization mapped onto {t.name}", title_justify="left")
@@ -68,6 +76,12 @@ def _print_report(report: RunReport, console: Console) -> None:
                  f"{len(report.layers)} float layers")
     if report.folded_batchnorms:
         parts.append(f"{len(report.folded_batchnorms)} BatchNorms folded")
+    if report.cost is not None:
+        tot = report.cost.totals
+        parts.append(f"estimated latency {tot['device_latency_ms']:.3f} ms on the device, "
+                     f"{tot['e2e_latency_ms']:.3f} ms end to end (batch 1)")
+    else:
+        parts.append(f"no cost estimate ({report.cost_note})")
     console.print("summary: " + "; ".join(parts))
 
 
@@ -87,7 +101,8 @@ def _print_report(report: RunReport, console: Console) -> None:
 @click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
               help="Threads for the integer kernels (0 = all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Write a run folder: summary.json, layers.csv, target.yaml.")
+              help="Write a run folder: summary.json, layers.csv, target.yaml (+ cost.json, cost_layers.csv, "
+                   "cost_totals.csv when the target has cost parameters; requantized.csv with --requantize).")
 @click.option("--requantize", is_flag=True,
               help="Pre-quantized model: map its scales onto the target's rules (keeping real ranges) instead of "
                    "simulating its own parameters; lists what changed per tensor.")

@@ -7,7 +7,8 @@ Per layer on ``c`` cores:
     time    = max(compute, memory) + per_layer_overhead_us
 
 ``rate`` is ``int8_gemm_macs_per_cycle_per_core`` (the runtime's int8 GEMM loop; defaults to the ISA figure
-``int8_macs_per_cycle_per_core``) for convolution, fully-connected and matmul layers, with ``gemm_efficiency``;
+``int8_macs_per_cycle_per_core``) for convolution, fully-connected and matmul layers, with
+``gemm_efficiency``;
 depthwise convolutions use ``depthwise_efficiency``; element-wise, pooling and normalisation ops count
 :data:`hwsim.cost.estimate.ELEMENT_OPS` vector operations per element at ``fp32_macs_per_cycle_per_core``.
 Float targets (activations ``format: float``) use the fp32 rate for every layer. DRAM bytes: the weights when

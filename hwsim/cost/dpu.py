@@ -190,14 +190,13 @@ def cost_layers(layers, graph, ctx: DpuContext, readers, writer, base, act_bytes
             load = e.weight_bytes + sum(b for t, b in zip(layer.inputs, layer.in_bytes) if not onchip(t))
             store = 0 if onchip(layer.output) else layer.out_bytes
             layer.compute_core_ms = compute_ms
-            layer.overhead_ms = ctx.layer_ovh_ms
             e.time_ms, e.memory_ms, e.bound = _time(compute_ms, load + store, ctx.bw, ctx.layer_ovh_ms)
             e.compute_ms = compute_ms
             e.cycles = e.time_ms * 1e-3 * ctx.clock_hz
             e.ddr_load_bytes, e.ddr_store_bytes, e.ddr_bytes = load, store, load + store
             # on chip at once: the weights and the feature maps kept on chip (DDR ones stream through)
-            e.buffer_bytes = e.weight_bytes + sum(b for t, b in zip(layer.inputs, layer.in_bytes) if onchip(t)) \
-                + (layer.out_bytes if onchip(layer.output) else 0)
+            kept = sum(b for t, b in zip(layer.inputs, layer.in_bytes) if onchip(t))
+            e.buffer_bytes = e.weight_bytes + kept + (layer.out_bytes if onchip(layer.output) else 0)
             e.spill = bool(ctx.sram) and e.buffer_bytes > ctx.sram
             layer.peak_macs_per_s = ctx.peak
         elif e.unit == "host":
@@ -237,7 +236,8 @@ def _element_ops(layer) -> int:
 def _rates(e, layer) -> None:
     if e.time_ms:
         e.ops_per_s = 2 * e.macs / (e.time_ms * 1e-3)
-        e.utilisation = (e.macs / (e.time_ms * 1e-3) / layer.peak_macs_per_s) if layer.peak_macs_per_s else None
+        peak = layer.peak_macs_per_s
+        e.utilisation = (e.macs / (e.time_ms * 1e-3) / peak) if peak else None
 
 
 def device_ms(layers, ctx: DpuContext, bw: float) -> tuple[float, int]:

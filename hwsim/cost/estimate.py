@@ -21,7 +21,6 @@ states every formula and constant with its source.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from hwsim.cost import cpu as cpu_model
@@ -67,10 +66,7 @@ class _Layer:
     out_bytes: int = 0
     in_bytes: list[int] = field(default_factory=list)
     compute_core_ms: float = 0.0   # compute time on one core (CPU) or one DPU core
-    cores_used: int = 1
-    overhead_ms: float = 0.0
     peak_macs_per_s: float = 0.0   # of the unit that runs the layer (utilisation)
-    clock_hz: float = 0.0
     extra_bias: int = 0            # bias elements a folded BatchNorm adds to a producer without one
 
 
@@ -131,7 +127,8 @@ def estimate(graph, target, *, threads: int = 1, per_layer_subgraphs: bool = Fal
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise HwsimError(f"threads must be a positive integer, got {threads!r}")
     if not graph.tensors:
-        raise HwsimError(f"graph '{graph.name}' has not been validated (no tensor shapes); call graph.validate()")
+        raise HwsimError(f"graph '{graph.name}' has not been validated (no tensor shapes); "
+                         f"call graph.validate()")
     params = resolve_params(target)
     dpu = target.family == "dpu"
     if per_layer_subgraphs and not dpu:
@@ -154,7 +151,6 @@ def estimate(graph, target, *, threads: int = 1, per_layer_subgraphs: bool = Fal
     writer: dict[str, _Layer] = {}      # materialised tensor -> layer that writes it
     root_of: dict[str, _Layer] = {}     # any tensor written by a fusion chain -> its root layer
     alias: dict[str, str] = {}          # view tensor -> base tensor
-    by_name = {n.name: n for n in graph.nodes}
 
     def base(t: str) -> str:
         while t in alias:
@@ -298,8 +294,8 @@ def estimate(graph, target, *, threads: int = 1, per_layer_subgraphs: bool = Fal
     peak = totals.pop("_peak_macs_per_s", None)
     totals["utilisation"] = (macs_total / (device_ms * 1e-3) / peak) if device_ms and peak else None
     if spills:
-        notes.append(f"{len(spills)} layer(s) need more than the on-chip buffer at once and are tiled through "
-                     f"DRAM (spill column)")
+        notes.append(f"{len(spills)} layer(s) need more than the on-chip buffer at once and are tiled "
+                     f"through DRAM (spill column)")
     return CostReport(model=graph.name, target=target.name, family=target.family, threads=threads,
                       layers=entries, totals=totals, params=params.to_dict(), notes=notes)
 

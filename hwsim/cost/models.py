@@ -37,8 +37,8 @@ class _B:
         p = k // 2 if pad is None else pad
         w = self.b.param(f"{name}.weight", np.zeros((cout, k, k, cin // groups), np.float32))
         bias = self.b.param(f"{name}.bias", np.zeros((cout,), np.float32))
-        y = self.b.node("Conv2D", [x, w, bias], {"strides": [stride, stride], "pads": [p] * 4, "groups": groups},
-                        name=name)
+        attrs = {"strides": [stride, stride], "pads": [p] * 4, "groups": groups}
+        y = self.b.node("Conv2D", [x, w, bias], attrs, name=name)
         if act:
             y = self.b.node(act, [y], name=f"{name}_{act.lower()}")
         return y
@@ -84,7 +84,8 @@ def _mobilenet_v1(alpha: float):
     c = lambda n: int(n * alpha)  # noqa: E731
     x = m.conv(m.x, "conv0", 3, c(32), 3, stride=2, act="ReLU6")
     cin = c(32)
-    plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5
+    plan += [(1024, 2), (1024, 1)]
     for i, (cout, s) in enumerate(plan, 1):
         x = m.conv(x, f"conv{i}_dw", cin, cin, 3, stride=s, groups=cin, act="ReLU6")
         x = m.conv(x, f"conv{i}_pw", cin, c(cout), 1, act="ReLU6")

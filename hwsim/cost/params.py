@@ -20,8 +20,10 @@ class CostParamsError(TargetError):
 
 
 #: Keys the DPU model cannot do without.
-REQUIRED_DPU = ("clock_mhz", "pixel_parallel", "input_channel_parallel", "output_channel_parallel", "dram_gbps")
-#: Keys the CPU model cannot do without (the int8 MAC rate may also come from int8_gemm_macs_per_cycle_per_core).
+REQUIRED_DPU = ("clock_mhz", "pixel_parallel", "input_channel_parallel", "output_channel_parallel",
+                "dram_gbps")
+#: Keys the CPU model cannot do without (the int8 MAC rate may also come from
+#: int8_gemm_macs_per_cycle_per_core).
 REQUIRED_CPU = ("clock_mhz", "cores", "int8_macs_per_cycle_per_core")
 
 # (key, default, why) for keys the model can do without; a default is reported in the notes.
@@ -46,7 +48,7 @@ _CPU_DEFAULTS = (
 
 @dataclass
 class ResolvedParams:
-    """Cost parameters after defaults: ``values[key]`` and ``source[key]`` (``target`` or ``default: why``)."""
+    """Cost parameters after defaults: ``values[key]``, ``source[key]`` (``target`` or ``default: why``)."""
 
     values: dict[str, Any]
     source: dict[str, str] = field(default_factory=dict)
@@ -63,7 +65,8 @@ class ResolvedParams:
                 for k, v in sorted(self.values.items()) if v is not None}
 
     def defaulted(self) -> list[str]:
-        return [f"{k} = {self.values[k]} ({s})" for k, s in sorted(self.source.items()) if s.startswith("default")]
+        return [f"{k} = {self.values[k]} ({s})" for k, s in sorted(self.source.items())
+                if s.startswith("default")]
 
 
 def resolve_params(target) -> ResolvedParams:
@@ -92,8 +95,8 @@ def resolve_params(target) -> ResolvedParams:
     missing = [k for k in required if values.get(k) is None]
     if missing:
         model = "DPU" if target.family == "dpu" else "CPU"
-        raise CostParamsError(f"{where}: cost: lacks {', '.join(missing)}, which the {model} cost model needs "
-                              f"(docs/cost.md)")
+        raise CostParamsError(f"{where}: cost: lacks {', '.join(missing)}, which the {model} cost model "
+                              f"needs (docs/cost.md)")
     for key, default, why in defaults:
         if values.get(key) is None:
             values[key] = default

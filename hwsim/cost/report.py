@@ -111,7 +111,8 @@ class CostReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of docs/cost.md."""
         return {
-            "format": "hwsim-cost", "version": COST_FORMAT_VERSION, "model": self.model, "target": self.target,
+            "format": "hwsim-cost", "version": COST_FORMAT_VERSION, "model": self.model,
+            "target": self.target,
             "family": self.family, "threads": self.threads, "complete": self.complete,
             "totals": {k: _finite(v) for k, v in self.totals.items()},
             "layers": [{k: _finite(v) for k, v in layer.to_dict().items()} for layer in self.layers],

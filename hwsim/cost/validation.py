@@ -72,7 +72,8 @@ class PerLayerResult:
 
     @property
     def passed(self) -> bool:
-        return self.median_abs_error <= self.goals["median_abs_error"] and self.spearman >= self.goals["spearman"]
+        g = self.goals
+        return self.median_abs_error <= g["median_abs_error"] and self.spearman >= g["spearman"]
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -135,7 +136,10 @@ def per_layer(data: dict[str, Any], overrides: dict[str, float] | None = None) -
     target = _target(spec["target"], overrides)
     report = estimate(_model(spec["model"]), target, per_layer_subgraphs=True)
     cost = target.cost
-    move_ms = lambda mb: mb * 1e6 / (cost.dram_gbps * 1e9) * 1e3 + (cost.per_layer_overhead_us or 0) / 1e3  # noqa: E731
+
+    def move_ms(mb: float) -> float:
+        return mb * 1e6 / (cost.dram_gbps * 1e9) * 1e3 + (cost.per_layer_overhead_us or 0) / 1e3
+
     ovh_rows = [{"name": k, "measured_ms": ms, "memio_mb": mb, "model_move_ms": move_ms(mb),
                  "call_overhead_ms": ms - move_ms(mb)} for k, (ms, mb) in spec["overhead_rows"].items()]
     call = float(np.mean([r["call_overhead_ms"] for r in ovh_rows]))
@@ -143,7 +147,8 @@ def per_layer(data: dict[str, Any], overrides: dict[str, float] | None = None) -
     for name, (ms, mb) in spec["rows"].items():
         layer = report.layer(name)
         meas = ms - call
-        rows.append({"name": name, "measured_ms": ms, "measured_minus_call_ms": meas, "estimated_ms": layer.time_ms,
+        rows.append({"name": name, "measured_ms": ms, "measured_minus_call_ms": meas,
+                     "estimated_ms": layer.time_ms,
                      "error": layer.time_ms / meas - 1.0, "bound": layer.bound, "memio_mb": mb,
                      "estimated_ddr_mb": layer.ddr_bytes / 1e6})
     errs = [abs(r["error"]) for r in rows]
@@ -158,7 +163,8 @@ def validate(path: str | Path | None = None) -> tuple[list[AnchorResult], PerLay
     results = []
     for a in data["anchors"]:
         results.append(AnchorResult(
-            id=a["id"], model=a["model"], target=a["target"], metric=a["metric"], threads=int(a.get("threads", 1)),
+            id=a["id"], model=a["model"], target=a["target"], metric=a["metric"],
+            threads=int(a.get("threads", 1)),
             measured=float(a["value"]), estimated=_estimate_anchor(a), tolerance=float(a["tolerance"]),
             role=a["role"], source=a["source"], note=a.get("note", "")))
     return results, per_layer(data)

@@ -20,6 +20,8 @@ import yaml
 
 from hwsim import __version__
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
+from hwsim.cost import CostReport, estimate
+from hwsim.cost.params import CostParamsError
 from hwsim.emulate.float_ref import run_float
 from hwsim.emulate.simulator import (ParamChange, QuantizedModel, graph_batch_limit, quantize_for_target,
                                      requantize_for_target, simulate)
@@ -44,10 +46,12 @@ class LayerReport:
     scale: float
     zero_point: int
     comparison: TensorComparison | None
+    cycles: float | None = None  # from the target's cost model (None: no cost parameters)
+    time_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("name", "op", "op_kind", "output", "mode", "note", "weight_bits",
-                                           "activation_bits", "scale", "zero_point")}
+                                           "activation_bits", "scale", "zero_point", "cycles", "time_ms")}
         d["shape"] = list(self.shape)
         d.update(self.comparison.to_dict() if self.comparison else {})
         return d
@@ -69,6 +73,8 @@ class RunReport:
     folded_batchnorms: list[tuple[str, str]]
     quantized: QuantizedModel | None = field(repr=False)
     requantized: list[ParamChange] = field(default_factory=list)
+    cost: CostReport | None = None
+    cost_note: str = ""
 
     @property
     def fallbacks(self) -> list[LayerReport]:
@@ -89,6 +95,8 @@ class RunReport:
             "fallback_layers": [{"name": x.name, "op": x.op, "reason": x.note} for x in self.fallbacks],
             "folded_batchnorms": [{"into": a, "batchnorm": b} for a, b in self.folded_batchnorms],
             "requantized_tensors": len(self.requantized),
+            "cost": None if self.cost is None else {k: _finite(v) for k, v in self.cost.totals.items()},
+            "cost_note": self.cost_note,
             "output_sqnr_db": _finite(self.output_sqnr_db),
             "top1_agreement": self.top1_agreement,
             "accuracy_float": self.accuracy_float,
@@ -115,9 +123,12 @@ class RunReport:
         _atomic_write(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
         rows = [x.to_dict() for x in self.layers]
         columns = ["name", "op", "op_kind", "output", "shape", "mode", "note", "weight_bits", "activation_bits",
-                   "scale", "zero_point", "sqnr_db", "cosine", "max_abs_error", "max_lsb_error", "mean_abs_error"]
+                   "scale", "zero_point", "sqnr_db", "cosine", "max_abs_error", "max_lsb_error", "mean_abs_error",
+                   "cycles", "time_ms"]
         _atomic_write(out / "layers.csv", _csv(columns, rows))
         _atomic_write(out / "target.yaml", yaml.safe_dump(self.target.to_dict(all_ops=True), sort_keys=False))
+        if self.cost is not None:
+            self.cost.write_folder(out)
         if self.requantized:
             rows = [c.to_dict() for c in self.requantized]
             cols = ["tensor", "role", "old_bits", "new_bits", "old_scale", "new_scale", "scale_ratio",
@@ -258,8 +269,26 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
         acc_f = float(np.mean(ref_out.reshape(len(y), -1).argmax(-1) == y))
         acc_s = float(np.mean(sim_out.reshape(len(y), -1).argmax(-1) == y))
     sqnr = compare_tensor(ref_out, sim_out, qm.act[out].scale).sqnr_db
-    return RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, agreement, acc_f, acc_s, sqnr,
-                     list(qm.folded_batchnorms), qm, changes)
+    report = RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, agreement, acc_f, acc_s, sqnr,
+                       list(qm.folded_batchnorms), qm, changes)
+    _attach_cost(report, qm.graph, [p.node.name for p in qm.plans if p.mode != "fused"])
+    return report
+
+
+def _attach_cost(report: RunReport, graph: Graph, node_names: list[str]) -> None:
+    """Per-layer cycles and time, and the totals, from the target's cost model (when it has parameters)."""
+    try:
+        cost = estimate(graph, report.target)
+    except CostParamsError as exc:
+        report.cost_note = str(exc)
+        return
+    report.cost = cost
+    for layer, name in zip(report.layers, node_names):
+        try:
+            lc = cost.layer(name)
+        except (KeyError, HwsimError):
+            continue
+        layer.cycles, layer.time_ms = lc.cycles, lc.time_ms
 
 
 _WEIGHT_OPS = ("Conv2D", "Dense")
@@ -300,4 +329,6 @@ def _run_float_target(graph: Graph, target: Target, inputs: np.ndarray, labels: 
         acc_f = float(np.mean(ref[out].reshape(len(y), -1).argmax(-1) == y))
         acc_s = float(np.mean(sim[out].reshape(len(y), -1).argmax(-1) == y))
     sqnr = compare_tensor(ref[out], sim[out], 1.0).sqnr_db
-    return RunReport(graph.name, target, int(len(inputs)), 0, layers, agreement, acc_f, acc_s, sqnr, [], None)
+    report = RunReport(graph.name, target, int(len(inputs)), 0, layers, agreement, acc_f, acc_s, sqnr, [], None)
+    _attach_cost(report, g, [n.name for n in g.nodes])
+    return report

@@ -20,15 +20,30 @@ Quantized models follow /work/coord/prequant-contract.md (docs/format.md, "Pre-q
   become the QuantSpec of the IR tensor. ``DequantizeLinear`` of a constant gives the integer parameter and
   its QuantSpec (Conv weights OIHW → OHWI, per-channel axis 0; Gemm/MatMul weights as ``[out, in]``; int32
   bias with its stored scale).
-- QOperator: ``QLinearConv``, ``QLinearMatMul``, ``MatMulInteger``-free ops of com.microsoft
-  (``QLinearAdd``, ``QLinearMul``, ``QLinearGlobalAveragePool``, ``QLinearAveragePool``, ``QLinearConcat``,
-  ``QLinearSigmoid``, ``QLinearLeakyRelu``) become the IR op with the scales on its tensors; the QLinearConv
-  bias scale is ``float32(x_scale) · float32(w_scale[c])``.
+- QOperator: ``QLinearConv``, ``QLinearMatMul`` and the com.microsoft ops that onnxruntime's quantizer and
+  optimizer write (``QGemm``, ``QLinearAdd``, ``QLinearMul``, ``QLinearGlobalAveragePool``,
+  ``QLinearAveragePool``, ``QLinearConcat``, ``QLinearSigmoid``, ``QLinearLeakyRelu``) become the IR op with
+  the scales on its tensors; the QLinearConv/QGemm bias scale is ``float32(x_scale) · float32(w_scale[c])``.
+  So a model saved by onnxruntime after its graph optimisations (``optimized_model_filepath``) imports with
+  the engine's fusion decisions written out.
 - An IR tensor is named after the tensor that holds the integers in the engine: a producer's output that
   only feeds one ``QuantizeLinear`` takes that QuantizeLinear's output name (which is also the output name of
   the QLinearConv that onnxruntime fuses it into); a graph output keeps its ONNX name.
+- ``Q(DQ(q))`` with other parameters (onnxruntime's quantizer leaves one where it removed a Relu/Clip that
+  a Transpose separated from its Conv) is a requantization: an IR ``ReLU`` when the new zero point is the
+  bottom of the range (the clamp is then implied by saturation), else an identity ``Reshape``, whose output
+  carries the new QuantSpec.
+- A float Conv/Gemm output that feeds only a quantized ReLU/ReLU6 takes the activation's QuantSpec (the
+  contract's fused-activation form).
 - ``graph.metadata["onnx_tensors"]`` maps every ONNX activation tensor name to ``[ir_name, perm]`` (perm
   None: same layout, else ``ir = onnx.transpose(perm)``), so tests and users can find any ONNX tensor.
+
+Other conversions: constant subgraphs (``Shape → Gather → Concat → Reshape``, Q of constants, ...) are
+folded with onnx's reference evaluator; ``MatMul`` by a constant (+ ``Add`` of a bias) becomes ``Dense``;
+``Sub``/``Div`` by a constant become ``Add``/``Mul``; ``Clip(0, 6)`` is ``ReLU6``; ``ReduceMean`` over H, W is
+``GlobalAvgPool``; the erf form of GELU (``x·0.5·(1 + erf(x/√2))``, torch.onnx.export before opset 20) is one
+``GELU``. A symbolic batch dimension becomes 1 (executors accept any batch; Reshapes keep the batch free);
+other dynamic dimensions need ``input_shapes``.
 
 Unsupported operators are reported together, in one GraphError naming every node. onnx is imported lazily;
 without it :class:`hwsim.errors.MissingExtraError` says ``pip install 'hwsim[onnx]'``.
@@ -53,7 +68,6 @@ _MS = "com.microsoft"
 #: Layout of an NCHW tensor held as NHWC: IR axis i is ONNX axis NHWC[i].
 NHWC = (0, 2, 3, 1)
 
-_UNARY = {"Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "HardSwish": "HardSwish", "Mish": "Mish"}
 _ALIAS_OPS = ("Identity", "Dropout")
 _CHANNEL_FIRST = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "QLinearConv",
                   "QLinearAveragePool", "QLinearGlobalAveragePool", "ReduceMean")
@@ -67,8 +81,8 @@ SUPPORTED_OPS: dict[str, tuple[str, ...]] = {
          "AveragePool", "GlobalAveragePool", "ReduceMean", "Flatten", "Reshape", "Squeeze", "Unsqueeze",
          "Transpose", "Softmax", "Pad", "LayerNormalization", "Identity", "Dropout", "Cast", "Constant",
          "QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"),
-    _MS: ("QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
-          "QLinearSigmoid", "QLinearLeakyRelu", "QuantizeLinear", "DequantizeLinear"),
+    _MS: ("QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool",
+          "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QuantizeLinear", "DequantizeLinear"),
 }
 _MIN_OPSET = 7
 
@@ -94,6 +108,7 @@ class _QConst:
     zero_point: np.ndarray
     axis: int | None
     source: str = ""
+    qtype: str = "int8"
 
 
 def _import_onnx():
@@ -124,11 +139,30 @@ def _cf_perm(rank: int) -> tuple[int, ...] | None:
     return _norm_perm((0, *range(2, rank), 1)) if rank > 2 else None
 
 
-def _quant_dtype_info(dtype: np.dtype, where: str) -> tuple[int, bool]:
-    dt = np.dtype(dtype)
+#: Sub-byte ONNX integer types: (bits, signed). Their values are held unpacked in int8/uint8 arrays.
+_LOW_BITS = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
+
+
+def _quant_dtype_info(dtype: Any, where: str) -> tuple[int, bool]:
+    """(bits, signed) of an ONNX quantized type given as a numpy dtype or a name ("int8", "int4", ...)."""
+    name = str(dtype) if not isinstance(dtype, str) else dtype
+    if name in _LOW_BITS:
+        return _LOW_BITS[name]
+    try:
+        dt = np.dtype(name)
+    except TypeError:
+        raise _Unsupported(f"{where}: quantized type {name} is not supported") from None
     if dt.kind not in "iu":
         raise _Unsupported(f"{where}: quantized type {dt} is not an integer type")
     return dt.itemsize * 8, dt.kind == "i"
+
+
+def _unpack_low_bits(a: np.ndarray) -> tuple[np.ndarray, str]:
+    """An int4/uint4/int2/uint2 array (ml_dtypes) as int8/uint8 values, with its logical type name."""
+    name = str(a.dtype)
+    if name in _LOW_BITS:
+        return a.astype(np.int8 if _LOW_BITS[name][1] else np.uint8), name
+    return a, name
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -149,7 +183,8 @@ def _load(path_or_model: Any):
     try:
         model = onnx.load(path, load_external_data=False)
     except Exception as exc:
-        raise ModelFormatError(f"{path}: not a readable ONNX model (corrupt or truncated file?): {exc}") from None
+        raise ModelFormatError(f"{path}: not a readable ONNX model (corrupt or truncated file?): "
+                               f"{exc}") from None
     if not model.graph.node and not model.graph.input:
         raise ModelFormatError(f"{path}: empty or truncated ONNX model (no graph)")
     base = os.path.dirname(os.path.abspath(path))
@@ -191,6 +226,7 @@ class _Importer:
                 if i:
                     self.consumers.setdefault(i, []).append(n)
         self.const: dict[str, np.ndarray] = {}
+        self.logical: dict[str, str] = {}  # constant name -> its ONNX integer type when sub-byte (int4, ...)
         self.qconst: dict[str, _QConst] = {}
         self.vals: dict[str, _Val] = {}
         # IR under construction
@@ -212,6 +248,7 @@ class _Importer:
         self.problems: list[str] = []
         self.poisoned: set[str] = set()
         self.fused_adds: set[int] = set()  # Adds folded into the preceding MatMul (Dense with bias)
+        self.qdq_weighted: list[str] = []  # IR nodes from DequantizeLinear → Conv/Gemm/MatMul (QDQ form)
         self.pattern_skip: set[int] = set()  # nodes absorbed by a recognised pattern (erf GELU)
         self.gelu: dict[int, str] = {}  # last node of an erf GELU pattern -> its input tensor
 
@@ -268,9 +305,6 @@ class _Importer:
             out[a.name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
         return out
 
-    def is_const(self, name: str) -> bool:
-        return name in self.const
-
     def c(self, n: Any, i: int, default: Any = None) -> np.ndarray | None:
         """Constant input ``i`` of node ``n`` (None when absent)."""
         if i >= len(n.input) or not n.input[i]:
@@ -295,8 +329,12 @@ class _Importer:
         return out
 
     def param(self, base: str, array: np.ndarray, transform: str = "") -> str:
+        """IR parameter for ONNX constant ``base`` (after ``transform``); an equal array is shared."""
+        array = np.ascontiguousarray(array)
         key = (base, transform)
-        if key in self.param_keys:
+        known = self.params.get(self.param_keys.get(key, ""))
+        if known is not None and known.dtype == array.dtype and known.shape == array.shape \
+                and np.array_equal(known, array):
             return self.param_keys[key]
         name = base if not transform else f"{base}.{transform}"
         if name in self.shapes or name in self.params:
@@ -379,12 +417,13 @@ class _Importer:
         bits, signed = _quant_dtype_info(dtype, where)
         scale = np.asarray(scale, np.float32).ravel()
         if zp is None:
-            zp = np.zeros(scale.shape, np.dtype(dtype))
+            zp = np.zeros(scale.shape, np.int32)
         zp = np.asarray(zp).ravel()
         if zp.size == 1 and scale.size > 1:
             zp = np.broadcast_to(zp, scale.shape).copy()
         return QuantSpec(bits=bits, signed=signed, scale=scale, zero_point=zp.astype(np.int32),
-                         axis=axis if scale.size > 1 else None)
+                         axis=axis if scale.size > 1 else None,
+                         dtype=f"{'' if signed else 'u'}int8" if bits <= 8 else None)
 
     def attach(self, ir: str, spec: QuantSpec, where: str) -> None:
         old = self.quant.get(ir)
@@ -410,7 +449,7 @@ class _Importer:
     def weight(self, name: str, where: str) -> tuple[np.ndarray, QuantSpec | None]:
         if name in self.qconst:
             qc = self.qconst[name]
-            return qc.q, self.spec_from(qc.scale, qc.zero_point, qc.q.dtype, qc.axis, where)
+            return qc.q, self.spec_from(qc.scale, qc.zero_point, qc.qtype, qc.axis, where)
         if name in self.const:
             return self.const[name].astype(np.float32), None
         raise _Unsupported(f"{where}: weight '{name}' must be a constant (initializer or DequantizeLinear of "
@@ -428,7 +467,8 @@ class _Importer:
             self.quant[name] = spec
         return name
 
-    def bias(self, base: str, name: str | None, where: str, scale_if_qop: np.ndarray | None = None) -> str | None:
+    def bias(self, base: str, name: str | None, where: str,
+             scale_if_qop: np.ndarray | None = None) -> str | None:
         if not name:
             return None
         if scale_if_qop is not None:
@@ -465,7 +505,8 @@ class _Importer:
                 try:
                     self.const[n.output[0]] = self.constant_node(n)
                 except _Unsupported as exc:
-                    raise GraphError(f"{self.source}: node '{n.name or n.output[0]}' (Constant): {exc}") from None
+                    raise GraphError(f"{self.source}: node '{n.name or n.output[0]}' (Constant): "
+                                     f"{exc}") from None
         self.find_erf_gelu()
         self.unsupported_scan()
         self.make_inputs()
@@ -485,6 +526,11 @@ class _Importer:
             except GraphError as exc:
                 self.problems.append(f"node '{n.name or n.output[0]}' ({n.op_type}): {exc}")
                 self.poisoned.update(o for o in n.output if o)
+            except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+                # malformed node (missing attribute or input, wrong attribute type, ...)
+                self.problems.append(f"node '{n.name or (n.output[0] if n.output else '?')}' ({n.op_type}): "
+                                     f"malformed: {type(exc).__name__}: {exc}")
+                self.poisoned.update(o for o in n.output if o)
         if self.problems:
             raise GraphError(f"{self.source}: cannot import {len(self.problems)} node(s):\n  "
                              + "\n  ".join(self.problems))
@@ -492,18 +538,31 @@ class _Importer:
 
     def to_array(self, t: Any) -> np.ndarray:
         try:
-            a = self.nh.to_array(t)
+            a = np.asarray(self.nh.to_array(t))
         except Exception as exc:
             raise ModelFormatError(f"{self.source}: tensor '{t.name}' cannot be read: {exc}") from None
-        return np.asarray(a)
+        a, name = _unpack_low_bits(a)
+        if name in _LOW_BITS:
+            self.logical[t.name] = name
+        return a
+
+    def qtype_of(self, name: str | None, default: str = "uint8") -> str:
+        """ONNX integer type name of constant ``name`` (a zero point or quantized weight)."""
+        if not name:
+            return default
+        if name in self.logical:
+            return self.logical[name]
+        if name in self.const:
+            return str(self.const[name].dtype)
+        return default
 
     def check_opsets(self) -> None:
         latest = self.onnx.defs.onnx_opset_version()
         for imp in self.model.opset_import:
             if imp.domain in ("", "ai.onnx"):
                 if imp.version > latest:
-                    raise ModelFormatError(f"{self.source}: opset {imp.version} of the ONNX domain is newer than "
-                                           f"this onnx package knows ({latest}); upgrade onnx")
+                    raise ModelFormatError(f"{self.source}: opset {imp.version} of the ONNX domain is newer "
+                                           f"than this onnx package knows ({latest}); upgrade onnx")
                 if imp.version < _MIN_OPSET:
                     raise ModelFormatError(f"{self.source}: opset {imp.version} is older than the oldest "
                                            f"supported ({_MIN_OPSET})")
@@ -519,7 +578,8 @@ class _Importer:
             domain = "" if n.domain in ("", "ai.onnx") else n.domain
             foldable = domain == "" and (
                 n.op_type in ("Constant", "Shape", "Size")
-                or (n.op_type != "DequantizeLinear" and n.input and all((not i) or i in consts for i in n.input)))
+                or (n.op_type != "DequantizeLinear" and n.input
+                    and all((not i) or i in consts for i in n.input)))
             if foldable:
                 consts.update(o for o in n.output if o)
                 continue
@@ -613,6 +673,8 @@ class _Importer:
         for o in self.graph_outputs:
             if o in self.const or o in self.qconst:
                 raise GraphError(f"{self.source}: graph output '{o}' is a constant")
+            if o not in self.vals:
+                raise GraphError(f"{self.source}: graph output '{o}' is not produced by any node")
             v = self.vals[o]
             ir = v.ir
             if v.perm is not None and v.perm != NHWC:
@@ -645,12 +707,17 @@ class _Importer:
             meta["onnx_nchw_inputs"] = nchw_inputs
         if self.quant:
             meta["prequantized"] = True
+        if self.qdq_weighted:
+            # Weighted ops the source writes as DequantizeLinear → float op → QuantizeLinear. onnxruntime fuses
+            # them into QLinearConv/QGemm or not (numerics.md section 7); hwsim simulates the fused integer form.
+            meta["onnx_qdq_weighted_nodes"] = list(self.qdq_weighted)
         for t in self.inputs:
             if self.quant and t.name not in self.quant and t.name in self.int_inputs:
                 raise GraphError(f"{self.source}: integer input '{t.name}' has no quantization parameters")
         used = {i for n in self.nodes for i in n.inputs}
         params = {k: v for k, v in self.params.items() if k in used}
-        quant = {k: v for k, v in self.quant.items() if k in self.shapes and (k not in self.params or k in used)}
+        quant = {k: v for k, v in self.quant.items()
+                 if k in self.shapes and (k not in self.params or k in used)}
         stem = os.path.splitext(os.path.basename(self.source))[0] if not self.source.startswith("<") else ""
         # exporters' generic graph names say nothing; the file name does
         name = g.name if g.name and g.name not in ("main_graph", "torch_jit", "torch-jit-export") else \
@@ -676,7 +743,8 @@ class _Importer:
             axis = a.get("axis", 1) if np.size(scale) > 1 else None
             if axis is not None and axis < 0:
                 axis += q.ndim
-            self.qconst[n.output[0]] = _QConst(q, np.asarray(scale, np.float32), np.asarray(zp), axis, n.input[0])
+            self.qconst[n.output[0]] = _QConst(q, np.asarray(scale, np.float32), np.asarray(zp), axis,
+                                               n.input[0], self.qtype_of(n.input[0]))
             return
         if domain == "" and op not in ("QuantizeLinear", "DequantizeLinear") and n.input and all(
                 (not i) or i in self.const for i in n.input):
@@ -722,7 +790,10 @@ class _Importer:
         except Exception as exc:
             raise _Unsupported(f"cannot evaluate constant node: {exc}") from None
         for o, r in zip([o for o in n.output if o], results):
-            self.const[o] = np.asarray(r)
+            a, name = _unpack_low_bits(np.asarray(r))
+            if name in _LOW_BITS:
+                self.logical[o] = name
+            self.const[o] = a
 
     # patterns --------------------------------------------------------------------------------------
     def find_erf_gelu(self) -> None:
@@ -736,7 +807,9 @@ class _Importer:
 
         def sole(t: str, op: str):
             cons = self.consumers.get(t, [])
-            return cons[0] if len(cons) == 1 and cons[0].op_type == op and t not in self.graph_outputs else None
+            if len(cons) == 1 and cons[0].op_type == op and t not in self.graph_outputs:
+                return cons[0]
+            return None
 
         def other(n: Any, t: str) -> str | None:
             ins = list(n.input)
@@ -894,7 +967,7 @@ class _Importer:
                 if transform is not None:
                     raise _Unsupported(f"quantized constant '{t}' in {n.op_type}")
                 qc = self.qconst[t]
-                spec = self.spec_from(qc.scale, qc.zero_point, qc.q.dtype, qc.axis, t)
+                spec = self.spec_from(qc.scale, qc.zero_point, qc.qtype, qc.axis, t)
                 ins.append(self.const_operand(qc.q, rank, perm, t, spec))
             else:
                 v = self.val(t)
@@ -967,8 +1040,7 @@ class _Importer:
             value = float(a.get("value", 0.0))
         else:
             pads = [int(p) for p in np.asarray(self.c(n, 1)).ravel()]
-            value = float(np.asarray(self.c(n, 2, np.array(0.0))).ravel()[0]) if len(n.input) > 2 and n.input[2] \
-                else 0.0
+            value = float(np.asarray(self.c(n, 2, np.array(0.0))).ravel()[0])
             axes = self.c(n, 3)
             if axes is not None:
                 full = [0] * 2 * rank
@@ -1042,7 +1114,8 @@ class _Importer:
         self.reshape_to(n, tuple(shape))
 
     # weighted ops ------------------------------------------------------------------------------------
-    def conv_pads(self, n: Any, in_hw: tuple[int, int], kernel: tuple[int, int], strides, dilations) -> list[int]:
+    def conv_pads(self, n: Any, in_hw: tuple[int, int], kernel: tuple[int, int], strides,
+                  dilations) -> list[int]:
         a = self.attrs(n)
         auto = a.get("auto_pad", "NOTSET")
         if auto in ("NOTSET", ""):
@@ -1076,9 +1149,11 @@ class _Importer:
         ins = [x, self.add_weight(w_base, w.transpose(0, 2, 3, 1), w_spec, "ohwi", {0: 0, 1: 3, 2: 1, 3: 2})]
         if bias:
             ins.append(bias)
+        node = self.node_name(n)
         out = self.emit("Conv2D", ins, {"strides": strides, "dilations": dilations, "pads": pads,
-                                        "groups": int(a.get("group", 1))}, self.out_name(n, NHWC),
-                        self.node_name(n))
+                                        "groups": int(a.get("group", 1))}, self.out_name(n, NHWC), node)
+        if w_spec is not None and n.op_type == "Conv":
+            self.qdq_weighted.append(node)
         self.define(n.output[0], out, NHWC)
         return out
 
@@ -1095,7 +1170,10 @@ class _Importer:
         ins = [x, self.add_weight(w_base, w_out_in, w_spec, transform, axis_map)]
         if bias:
             ins.append(bias)
-        out = self.emit("Dense", ins, None, self.out_name(n, None), self.node_name(n))
+        node = self.node_name(n)
+        out = self.emit("Dense", ins, None, self.out_name(n, None), node)
+        if w_spec is not None and n.op_type in ("Gemm", "MatMul"):
+            self.qdq_weighted.append(node)
         self.define(n.output[0], out, None)
         return out
 
@@ -1202,7 +1280,8 @@ class _Importer:
         self.define(n.output[0], out, None)
 
     # pooling -----------------------------------------------------------------------------------------
-    def pool(self, n: Any, op: str, x_name: str, channels_last: bool = False, extra: dict | None = None) -> None:
+    def pool(self, n: Any, op: str, x_name: str, channels_last: bool = False,
+             extra: dict | None = None) -> None:
         a = self.attrs(n)
         if len([o for o in n.output if o]) > 1:
             raise _Unsupported("MaxPool with an Indices output is not supported")
@@ -1270,9 +1349,9 @@ class _Importer:
         zp = self.c(n, 2)
         if np.size(scale) != 1:
             raise _Unsupported("per-channel quantization of an activation is not supported")
-        dtype = zp.dtype if zp is not None else np.uint8
+        dtype = self.qtype_of(n.input[2] if len(n.input) > 2 else None)
         if "output_dtype" in a and a["output_dtype"]:
-            dtype = self.onnx.helper.tensor_dtype_to_np_dtype(a["output_dtype"])
+            dtype = str(self.onnx.helper.tensor_dtype_to_np_dtype(a["output_dtype"]))
         v = self.val(n.input[0])
         where = n.name or n.output[0]
         spec = self.spec_from(scale, zp, dtype, None, where)
@@ -1302,30 +1381,30 @@ class _Importer:
         v = self.val(n.input[0])
         where = n.name or n.output[0]
         if v.ir not in self.quant and v.ir in self.int_inputs:
-            dtype = zp.dtype if zp is not None else np.uint8
+            dtype = self.qtype_of(n.input[2] if len(n.input) > 2 else None)
             self.quant[v.ir] = self.spec_from(scale, zp, dtype, None, where)
         spec = self.quant.get(v.ir)
         if spec is None:
             raise _Unsupported(f"DequantizeLinear of '{n.input[0]}', which has no quantization parameters")
         zp_v = 0 if zp is None else int(np.asarray(zp).ravel()[0])
-        if np.float32(np.asarray(scale).ravel()[0]) != np.float32(spec.scale[0]) or zp_v != int(spec.zero_point[0]):
+        same_scale = np.float32(np.asarray(scale).ravel()[0]) == np.float32(spec.scale[0])
+        if not same_scale or zp_v != int(spec.zero_point[0]):
             raise _Unsupported(f"DequantizeLinear parameters differ from those of tensor '{n.input[0]}'")
         self.define(n.output[0], v.ir, v.perm)
 
     def qinput(self, n: Any, i: int, where: str) -> str:
         """Activation input at position ``i`` of a QOperator node, with its (scale, zp) at i+1, i+2."""
         name = n.input[i]
-        v = self.val(name)
+        self.val(name)  # an activation (raises for constants and unknown names)
         scale = self.c(n, i + 1)
         zp = self.c(n, i + 2)
-        dtype = zp.dtype if zp is not None else np.uint8
-        self.act_spec(name, scale, zp, dtype, where)
+        self.act_spec(name, scale, zp, self.qtype_of(n.input[i + 2] if len(n.input) > i + 2 else None), where)
         return name
 
     def qoutput(self, n: Any, ir: str, scale_i: int, zp_i: int, where: str) -> None:
         scale = self.c(n, scale_i)
         zp = self.c(n, zp_i)
-        dtype = zp.dtype if zp is not None else np.uint8
+        dtype = self.qtype_of(n.input[zp_i] if len(n.input) > zp_i else None)
         self.attach(ir, self.spec_from(scale, zp, dtype, None, where), where)
 
     def op_QLinearConv(self, n):
@@ -1335,7 +1414,7 @@ class _Importer:
         ws = np.asarray(self.c(n, 4), np.float32).ravel()
         wzp = self.c(n, 5)
         wzp = np.zeros(ws.shape, w.dtype) if wzp is None else wzp
-        spec = self.spec_from(ws, wzp, w.dtype, 0, where)
+        spec = self.spec_from(ws, wzp, self.qtype_of(n.input[3]), 0, where)
         xs = np.float32(np.asarray(self.c(n, 1)).ravel()[0])
         b_name = n.input[8] if len(n.input) > 8 and n.input[8] else None
         b = self.bias(b_name, b_name, where, scale_if_qop=(xs * ws).astype(np.float32)) if b_name else None
@@ -1353,7 +1432,7 @@ class _Importer:
         ws = np.asarray(self.c(n, 4), np.float32).ravel()
         wzp = self.c(n, 5)
         wzp = np.zeros(ws.shape, w.dtype) if wzp is None else wzp
-        spec = self.spec_from(ws, wzp, w.dtype, 1, where)
+        spec = self.spec_from(ws, wzp, self.qtype_of(n.input[3]), 1, where)
         out = self.dense(n, a, w.T, spec, n.input[3], "T", {1: 0}, None)
         self.qoutput(n, out, 6, 7, where)
 
@@ -1372,7 +1451,7 @@ class _Importer:
         ws = np.asarray(self.c(n, 4), np.float32).ravel()
         wzp = self.c(n, 5)
         wzp = np.zeros(ws.shape, w.dtype) if wzp is None else wzp
-        spec = self.spec_from(ws, wzp, w.dtype, 0 if tb else 1, where)
+        spec = self.spec_from(ws, wzp, self.qtype_of(n.input[3]), 0 if tb else 1, where)
         xs = np.float32(np.asarray(self.c(n, 1)).ravel()[0])
         b_name = n.input[6] if n.input[6] else None
         b = self.bias(b_name, b_name, where, scale_if_qop=(xs * ws).astype(np.float32)) if b_name else None

@@ -7,8 +7,9 @@ Reader
     ``ai_edge_litert.tools.flatbuffer_utils`` reads models with it). Of the candidates this is the one that
     needs no package beyond the ``[tflite]`` extra (which already holds ``ai-edge-litert`` for the
     interpreter) and is regenerated with every LiteRT release, so new operators and options are readable
-    as soon as the interpreter can run them. The separate ``tflite`` PyPI package carries the same
-    generated classes but lags the schema and is one more dependency. The interpreter's
+    as soon as the interpreter can run them. The separate ``tflite`` PyPI package carries the same kind of
+    generated classes, but from a schema snapshot released apart from the interpreter, and would be one
+    more dependency. The interpreter's
     ``get_tensor_details()``/``_get_ops_details()`` need no schema, but they give neither the operators'
     options (padding, strides, fused activation, depth multiplier, keep_dims) nor the raw constant
     buffers, and they build an interpreter (allocating every tensor) just to read a file. Only the schema
@@ -34,6 +35,12 @@ Mapping (no arithmetic happens here: integers and scales are copied as the file 
     * Every quantized tensor gets a :class:`~hwsim.graph.QuantSpec` under its TFLite name: activations
       per-tensor, weights symmetric per-channel along axis 0 (``narrow`` when no value is −128, as the
       TFLite spec requires), int32 biases with the scales as stored (bits 32, axis 0).
+    * One to one: ADD → Add, MUL → Mul, CONCATENATION → Concat, AVERAGE_POOL_2D → AvgPool (padding
+      excluded from the count, as TFLite does), MAX_POOL_2D → MaxPool, LOGISTIC → Sigmoid, TANH → Tanh,
+      SOFTMAX (beta 1) → Softmax, HARD_SWISH → HardSwish, LEAKY_RELU → LeakyReLU,
+      RELU/RELU6 → ReLU/ReLU6, PAD/PADV2 → Pad (PADV2's constant dequantized), RESHAPE/SQUEEZE →
+      Reshape (batch kept free), TRANSPOSE → Transpose. A fused activation on any of them becomes a
+      node as above.
     * ``graph.metadata["tflite"]["tensors"]`` maps every IR tensor that holds the same values (or integer
       codes) as a TFLite tensor to that tensor's index; the oracle tests compare through it.
 
@@ -488,7 +495,8 @@ class _Importer:
         elif name == "FULLY_CONNECTED":
             w_name = self._param(ins[1])
             n_in = self._const(ins[1]).shape[1]
-            if b.shape(x)[-1] != n_in or (len(b.shape(x)) > 2 and not opt.keepNumDims):
+            keep_dims = bool(opt.keepNumDims) if opt is not None else False
+            if b.shape(x)[-1] != n_in or (len(b.shape(x)) > 2 and not keep_dims):
                 x = b.reshape(x, [-1, n_in], name=f"{self.tensors[out].name}/flatten")
                 self._copy_spec(ins[0], x)
             inputs = [x, w_name] + ([self._param(ins[2])] if len(ins) > 2 and ins[2] >= 0 else [])

@@ -298,11 +298,11 @@ COST_KEYS: Mapping[str, Key] = MappingProxyType({
     "per_subgraph_overhead_ms": Key("float", None, minimum=0.0),
     # Added for the cost model (hwsim/cost, docs/cost.md); all optional.
     "per_layer_overhead_us": Key("float", None, minimum=0.0,
-                                 doc="fixed time per executed layer (dispatch, thread sync, pipeline fill), us"),
+                                 doc="fixed time per executed layer (dispatch, sync, pipeline fill), us"),
     "conv_efficiency": Key("float", None, minimum=0.0, maximum=1.0,
                            doc="DPU: fraction of the ideal PP x ICP x OCP conv cycles achieved"),
     "feature_map_onchip_kib": Key("float", None, minimum=0.0,
-                                  doc="DPU: largest intermediate feature map kept on chip between layers, KiB"),
+                                  doc="DPU: largest intermediate feature map kept on chip, KiB"),
     "board_dram_gbps": Key("float", None, minimum=0.0,
                            doc="DRAM bandwidth shared by all cores of the board, 10^9 bytes/s"),
     "host_cores": Key("int", None, minimum=1, doc="application CPU cores that run CPU-fallback ops"),

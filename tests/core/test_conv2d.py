@@ -116,7 +116,8 @@ def test_packed_weights_threads_and_isas_agree(rng):
 @given(
     h=st.integers(1, 9), w=st.integers(1, 9), cg=st.integers(1, 5), og=st.integers(1, 5),
     groups=st.integers(1, 3), kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3),
-    sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 2)] * 4), signed=st.booleans(),
+    sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+    pads=st.tuples(*[st.integers(0, 2)] * 4), signed=st.booleans(),
     mode=st.sampled_from(MODES), isa=st.sampled_from(ISAS), seed=st.integers(0, 2**32 - 1),
 )
 def test_hypothesis_geometries(h, w, cg, og, groups, kh, kw, sh, sw, dh, dw, pads, signed, mode, isa, seed):

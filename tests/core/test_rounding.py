@@ -122,3 +122,15 @@ def test_int_range(bits, signed, narrow, expected):
 def test_int_range_rejects_bits(bits):
     with pytest.raises(ValueError, match="bits"):
         _core.int_range(bits)
+
+
+@pytest.mark.parametrize("mode", list(RM.__members__.values()))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_float_just_inside_minus_half(mode, dtype):
+    """Regression: x - floor(x) is inexact for x just above -0.5 (-0.49999997f - (-1) rounds to 0.5f),
+    which would turn a non-tie into a tie; rounding must use the exact fraction."""
+    base = np.array([-0.5, -1.5, -2.5, 0.5, -1e-30, -0.25], dtype)
+    x = np.concatenate([base, np.nextafter(base, dtype(0)), np.nextafter(base, dtype(-np.inf))]).astype(dtype)
+    np.testing.assert_array_equal(_core.round_float(x, mode, seed=1), ref.round_float(x, mode, seed=1))
+    q = _core.quantize(x.astype(np.float32), 1.0, 0, -128, 127, rounding=mode, seed=1)
+    np.testing.assert_array_equal(q, ref.quantize(x.astype(np.float32), 1.0, 0, -128, 127, rounding=mode, seed=1))

@@ -47,5 +47,6 @@ def test_other_engines():
 
 def test_b4096_target_parameters_are_consistent():
     c = load_target("fpga_dpu").cost
-    assert c.pixel_parallel * c.input_channel_parallel * c.output_channel_parallel == c.int8_macs_per_cycle_per_core
+    lanes = c.pixel_parallel * c.input_channel_parallel * c.output_channel_parallel
+    assert lanes == c.int8_macs_per_cycle_per_core
     assert 0 < c.conv_efficiency <= 1 and c.feature_map_onchip_kib < c.sram_kib

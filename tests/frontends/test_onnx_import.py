@@ -150,7 +150,8 @@ def image_ops_model() -> onnx.ModelProto:
     Z = helper.make_tensor_value_info("z", TensorProto.FLOAT, None)
     inits = [("w1", _f(8, 4, 3, 3)), ("b1", _f(8)), ("w2", _f(8, 1, 3, 3, seed=1)),
              ("gamma", np.abs(_f(8, seed=2)) + 0.5), ("beta", _f(8, seed=3)), ("mean", _f(8, seed=4)),
-             ("var", np.abs(_f(8, seed=5)) + 0.5), ("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32)),
+             ("var", np.abs(_f(8, seed=5)) + 0.5), ("lo", np.array(0, np.float32)),
+             ("hi", np.array(6, np.float32)),
              ("cbias", _f(1, 8, 1, 1, seed=6)), ("csub", np.array(0.25, np.float32)),
              ("cdiv", _f(8, 1, 1, seed=7) + 2), ("pads", np.array([0, 0, 1, 2, 0, 0, 1, 0], np.int64)),
              ("pval", np.array(0.5, np.float32)), ("wg", _f(16, 5, seed=8)), ("bg", _f(5, seed=9)),
@@ -292,6 +293,9 @@ def test_qoperator_model_imports_with_the_same_structure_as_qdq():
     qdq = import_onnx(gen.quantize(gen.torch_model("mobilenetv2_style"), per_channel=False))
     qop = import_onnx(gen.quantize(gen.torch_model("mobilenetv2_style"), per_channel=False, fmt="qop"))
     assert [n.op for n in qop.nodes] == [n.op for n in qdq.nodes]
+    # which weighted ops were written as DequantizeLinear → float op → QuantizeLinear (QDQ) is recorded
+    assert len(qdq.metadata["onnx_qdq_weighted_nodes"]) == sum(n.op in ("Conv2D", "Dense") for n in qdq.nodes)
+    assert "onnx_qdq_weighted_nodes" not in qop.metadata
     depthwise = [n for n in qop.nodes if n.op == "Conv2D" and n.attrs["groups"] > 1]
     assert depthwise and all(qop.params[n.inputs[1]].shape[-1] == 1 for n in depthwise)
     for a, b in zip(qdq.nodes, qop.nodes):
@@ -373,3 +377,48 @@ def test_missing_onnx_package_says_which_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'hwsim\[onnx\]'"):
         import_onnx(b"whatever")
+
+
+def test_damaged_bytes_never_leak_other_exceptions():
+    """Truncations and byte flips of real models: each import succeeds or raises an hwsim error."""
+    from hwsim.errors import HwsimError
+
+    rng = np.random.default_rng(1)
+    data = gen.quantize(gen.torch_model("resnet_style"), per_channel=True).SerializeToString()
+    for i in range(60):
+        b = bytearray(data)
+        if i % 2:
+            b = b[: int(rng.integers(0, len(b)))]
+        else:
+            for _ in range(int(rng.integers(1, 20))):
+                b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+        try:
+            import_onnx(bytes(b))
+        except HwsimError:
+            pass
+
+
+def test_nchw_graph_output_stays_nhwc_and_is_recorded():
+    X = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])
+    Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])
+    model = _model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                    helper.make_node("Relu", ["c"], ["y"])], [X], [Y], [("w", _f(4, 3, 3, 3))])
+    g = import_onnx(model)
+    assert g.outputs == ["y"] and g.tensors["y"].shape == (1, 6, 6, 4)
+    assert g.metadata["onnx_nchw_outputs"] == {"y": "NHWC (ONNX NCHW)"}
+    assert g.metadata["onnx_tensors"]["y"] == ["y", [0, 2, 3, 1]]
+    errors = check_float(model, {"x": _f(1, 3, 6, 6, seed=3)})
+    assert errors["y"] <= TOLERANCE
+
+
+@pytest.mark.oracle
+def test_a_constant_used_twice_with_different_transforms_is_not_shared_wrongly():
+    X = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
+    Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("Sub", ["x", "c"], ["a"]), helper.make_node("Add", ["a", "c"], ["b"]),
+             helper.make_node("Div", ["b", "c"], ["d"]),
+             helper.make_node("Gemm", ["d", "w"], ["e"], alpha=2.0),
+             helper.make_node("Gemm", ["e", "w"], ["y"], beta=3.0)]
+    model = _model(nodes, [X], [Y], [("c", _f(4) + 3), ("w", _f(4, 4, seed=1))])
+    errors = check_float(model, {"x": _f(2, 4, seed=2)})
+    assert errors["y"] <= TOLERANCE

@@ -55,6 +55,7 @@ STRUCTURE = {
     "mean_keepdims": ["GlobalAvgPool"],
     "pad_conv_reshape_fc": ["Pad", "Conv2D", "ReLU", "Reshape", "Dense"],
     "mul": ["Conv2D", "Mul"],
+    "conv_dilated_same_relu": ["Conv2D", "ReLU"],
     "mini_net_float_io": ["Conv2D", "ReLU6", "Conv2D", "ReLU6", "Conv2D", "Add", "MaxPool", "Conv2D", "ReLU",
                           "AvgPool", "GlobalAvgPool", "Reshape", "Dense", "Softmax"],
     "fp16_conv_fc": ["Conv2D", "ReLU", "GlobalAvgPool", "Reshape", "Dense"],
@@ -148,6 +149,8 @@ def test_depthwise_becomes_grouped_conv_ohwi(name, weight_shape, groups):
     ("conv_same_relu", "Conv2D", {"strides": [1, 1], "pads": [1, 1, 1, 1]}),
     ("conv_s2_valid_relu", "Conv2D", {"strides": [2, 2], "pads": [0, 0, 0, 0]}),
     ("conv_valid", "Conv2D", {"strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1]}),
+    # dilation 2 makes the 3x3 kernel span 5: SAME pads 2 on each side
+    ("conv_dilated_same_relu", "Conv2D", {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
     ("avg_pool_same", "AvgPool", {"kernel": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1],
                                   "count_include_pad": False}),
     ("avg_pool_valid", "AvgPool", {"kernel": [2, 2], "strides": [2, 2], "pads": [0, 0, 0, 0]}),

@@ -1,4 +1,4 @@
-"""Oracle: ONNX models quantized by onnxruntime's quantize_static, imported by hwsim and simulated on intel_int8.
+"""Oracle: ONNX models quantized by onnxruntime's quantize_static, imported and simulated on intel_int8.
 
 Specification:
 
@@ -35,8 +35,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from hwsim.errors import HwsimError
 from hwsim.emulate.simulator import quantize_for_target, simulate
+from hwsim.errors import HwsimError
 from hwsim.frontends.onnx_export import export_onnx
 from hwsim.frontends.onnx_import import import_onnx
 from hwsim.graph import GraphBuilder
@@ -54,7 +54,7 @@ LEVELS = {"disable_all": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
 
 
 def nhwc_export_model() -> onnx.ModelProto:
-    """An NHWC hwsim graph (conv, depthwise conv + ReLU6, residual add, max pool, GAP, dense) via export_onnx."""
+    """An NHWC hwsim graph (conv, depthwise + ReLU6, residual add, max pool, GAP, dense) via export_onnx."""
     rng = np.random.default_rng(3)
     b = GraphBuilder("nhwc_export")
     x = b.input("x", (1, 12, 12, 3))
@@ -142,7 +142,8 @@ def compare(g, res, ref: dict[str, np.ndarray], names: list[str]) -> list[str]:
         assert got.shape == expected.shape, (t, got.shape, expected.shape)
         diff = np.abs(got.astype(np.int64) - expected.astype(np.int64))
         if diff.max() > 0:
-            bad.append(f"{t} (hwsim '{ir}'): {int((diff > 0).sum())}/{diff.size} differ, max {int(diff.max())}")
+            bad.append(f"{t} (hwsim '{ir}'): {int((diff > 0).sum())}/{diff.size} differ, "
+                       f"max {int(diff.max())}")
     return bad
 
 
@@ -193,7 +194,7 @@ def test_qoperator_integer_tensors_equal_onnxruntime(name, per_channel):
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
 @pytest.mark.parametrize("name", ["resnet_style", "mobilenetv2_style"])
 def test_s8s8_qdq_follows_the_engine(name, per_channel, tmp_path):
-    """s8 activations: onnxruntime leaves the Convs unfused (float Conv between DQ/Q); integers still agree."""
+    """s8 activations: onnxruntime leaves the Convs unfused (float Conv between DQ/Q); same integers."""
     model = quantized(name, per_channel, activation="int8")
     q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
     opt = tmp_path / "optimized.onnx"
@@ -222,13 +223,12 @@ def _target_params():
     params = []
     for info in list_targets():
         target = load_target(info.name)
-        pow2 = target.numerics.activations.scale_kind == "pow2" or target.numerics.weights.scale_kind == "pow2"
+        pow2 = "pow2" in (target.numerics.activations.scale_kind, target.numerics.weights.scale_kind)
         # A power-of-two target cannot use float scales as they are: the model must be re-quantized for it,
         # which is the simulator's job (hwsim run --requantize, not written yet). Until then the simulator
         # refuses with a clear HwsimError; strict, so the feature landing turns these into failures to remove.
-        marks = [pytest.mark.xfail(strict=True, raises=HwsimError,
-                                   reason="float-scale model on a power-of-two target needs re-quantization")] \
-            if pow2 else []
+        reason = "float-scale model on a power-of-two target needs re-quantization"
+        marks = [pytest.mark.xfail(strict=True, raises=HwsimError, reason=reason)] if pow2 else []
         params.append(pytest.param(info.name, marks=marks))
     return params
 
@@ -244,3 +244,118 @@ def test_quantize_static_models_run_on_every_target(name, per_channel, target):
     res = simulate(quantize_for_target(g, load_target(target)), x, keep_intermediates=False)
     out = res.outputs[g.outputs[0]]
     assert out.shape == (x.shape[0], 10) and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("name", gen.TORCH_MODELS)
+def test_onnxruntime_optimized_graph_imports_with_the_same_integers(name, tmp_path):
+    """The graph onnxruntime actually runs (its fusions written out: QLinearConv, QGemm, QLinearAdd,
+    QLinearGlobalAveragePool) imports as QOperator and gives the same integers: the importer reads the
+    engine's fusion decisions when given the optimized model."""
+    model = quantized(name, True)
+    q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    opt = tmp_path / "optimized.onnx"
+    session(with_outputs(model, q_outputs), ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, str(opt))
+    optimized = onnx.load(str(opt))
+    assert any(n.op_type == "QLinearConv" for n in optimized.graph.node)
+    x = input_batch(model)
+    ref = run_ort(optimized, x, q_outputs, LEVELS["disable_all"])
+    g, res = hwsim_integers(optimized, x)
+    present = [t for t in q_outputs if t in g.metadata["onnx_tensors"]]
+    assert len(present) == len(q_outputs)
+    assert compare(g, res, ref, present) == []
+
+
+def test_integer_model_input_is_fed_as_its_dequantized_value():
+    """Contract: a model taking uint8 codes gets the engine q and hwsim (q − zp)·s; the integers agree."""
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized("resnet_style", True))
+    g = model.graph
+    q_in = next(n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] == g.input[0].name)
+    scale = onnx.numpy_helper.to_array(next(t for t in g.initializer if t.name == q_in.input[1]))
+    zp = onnx.numpy_helper.to_array(next(t for t in g.initializer if t.name == q_in.input[2]))
+    g.node.remove(q_in)
+    g.input[0].name = q_in.output[0]
+    g.input[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    q_outputs = [n.output[0] for n in g.node if n.op_type == "QuantizeLinear"]
+    codes = np.random.default_rng(9).integers(0, 256, (2, 3, 16, 16)).astype(np.uint8)
+    ref = run_ort(model, codes, q_outputs, LEVELS["disable_all"])
+    imported = import_onnx(model)
+    assert imported.inputs[0].dtype == "float32"
+    assert imported.quant[imported.inputs[0].name].zero_point[0] == zp
+    x = ((codes.astype(np.float32) - np.float32(zp)) * np.float32(scale)).transpose(0, 2, 3, 1)
+    res = simulate(quantize_for_target(imported, load_target("intel_int8")), x, keep_intermediates=True)
+    assert np.array_equal(res.integers[imported.inputs[0].name], codes.transpose(0, 2, 3, 1))
+    assert compare(imported, res, ref, q_outputs) == []
+
+
+@pytest.mark.parametrize("level", list(LEVELS))
+@pytest.mark.parametrize("name", gen.TORCH_MODELS)
+def test_qdq_with_kept_activations(name, level):
+    """QDQKeepRemovableActivations keeps Relu/Clip between their own Q/DQ pairs (same parameters as the
+    Conv's output). hwsim fuses Conv+ReLU/ReLU6 as the target says, so the Conv's own codes are not
+    materialised; every other QuantizeLinear output is compared, and the missing ones must be exactly the
+    outputs of Convs whose activation was fused."""
+    model = gen.quantize(float_model(name), per_channel=True,
+                         extra_options={"QDQKeepRemovableActivations": True})
+    kinds = Counter(n.op_type for n in model.graph.node)
+    assert kinds["Relu"] + kinds["Clip"] >= 2
+    q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    x = input_batch(model)
+    ref = run_ort(model, x, q_outputs, LEVELS[level])
+    g, res = hwsim_integers(model, x)
+    present = [t for t in q_outputs if g.metadata["onnx_tensors"][t][0] in res.integers]
+    fused_away = {p.node.outputs[0] for p in quantize_for_target(g, load_target("intel_int8")).plans
+                  if p.fused_activation is not None}
+    assert {g.metadata["onnx_tensors"][t][0] for t in q_outputs if t not in present} == fused_away
+    assert compare(g, res, ref, present) == []
+
+
+def int4_weight_qdq_model(per_channel: bool) -> onnx.ModelProto:
+    """x → Q(u8) → DQ → Conv(DQ(int4 weights), DQ(int32 bias)) → Q(u8): opset 21 sub-byte weights."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    w = rng.integers(-8, 8, (6, 3, 3, 3)).astype(np.int8)
+    w_scale = (rng.uniform(0.01, 0.03, 6) if per_channel else np.array(0.02)).astype(np.float32)
+    x_scale, y_scale = np.float32(0.02), np.float32(0.05)
+    bias = rng.integers(-500, 500, 6).astype(np.int32)
+    inits = [
+        helper.make_tensor("w_q", TensorProto.INT4, w.shape, w.ravel().tolist()),
+        numpy_helper.from_array(w_scale, "w_scale"),
+        helper.make_tensor("w_zp", TensorProto.INT4, w_scale.shape, [0] * w_scale.size),
+        numpy_helper.from_array(bias, "b_q"),
+        numpy_helper.from_array((x_scale * w_scale).astype(np.float32).reshape(w_scale.shape), "b_scale"),
+        numpy_helper.from_array(np.array(x_scale), "x_scale"),
+        numpy_helper.from_array(np.array(128, np.uint8), "x_zp"),
+        numpy_helper.from_array(np.array(y_scale), "y_scale"),
+        numpy_helper.from_array(np.array(120, np.uint8), "y_zp"),
+    ]
+    axis = {"axis": 0} if per_channel else {}
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["x_q"]),
+        helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zp"], ["x_dq"]),
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w"], **axis),
+        helper.make_node("DequantizeLinear", ["b_q", "b_scale"], ["b"], **axis),
+        helper.make_node("Conv", ["x_dq", "w", "b"], ["y"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["y", "y_scale", "y_zp"], ["y_q"]),
+    ]
+    graph = helper.make_graph(nodes, "int4_conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                  [2, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y_q", TensorProto.UINT8, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_int4_weights_import_as_4_bit_values_and_match(per_channel):
+    model = int4_weight_qdq_model(per_channel)
+    g = import_onnx(model)
+    conv = g.nodes[0]
+    spec = g.quant[conv.inputs[1]]
+    assert spec.bits == 4 and spec.signed and g.params[conv.inputs[1]].dtype == np.int8
+    assert (spec.axis == 0) == per_channel
+    x = np.random.default_rng(5).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    ref = run_ort(model, x, ["x_q", "y_q"], LEVELS["disable_all"])
+    res = simulate(quantize_for_target(g, load_target("intel_int8")), x.transpose(0, 2, 3, 1))
+    assert compare(g, res, ref, ["x_q", "y_q"]) == []
