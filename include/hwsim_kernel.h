@@ -87,6 +87,13 @@ enum hwsim_activation {
   HWSIM_ACT_LEAKY_RELU_26_256 = 3 /* DPU: negative sums times 26/256 before the final shift */
 };
 
+/* How the products are summed (hwsim_layer.accumulation): exact, or an x86 instruction's saturation. */
+enum hwsim_accumulation {
+  HWSIM_ACC_EXACT = 0,            /* exact int32 sums */
+  HWSIM_ACC_AVX2_PAIRS = 1,       /* u8*s8 products added in adjacent pairs saturating to int16 (VPMADDUBSW) */
+  HWSIM_ACC_FBGEMM_DW_PAIRS = 2   /* fbgemm's depthwise kernel: pairs saturating to int16 */
+};
+
 enum hwsim_status {
   HWSIM_OK = 0,
   HWSIM_E_UNSUPPORTED = 1, /* this kernel does not implement the layer's op, dtype or scheme */
@@ -130,6 +137,7 @@ typedef struct hwsim_layer {
   int32_t pads[4];                  /* top, left, bottom, right */
   int32_t groups;
   int32_t depth_multiplier;
+  int32_t accumulation;             /* enum hwsim_accumulation: the target's summation of this layer */
   hwsim_tensor input;
   hwsim_tensor weights;             /* int8 codes (4- and 2-bit weights are held unpacked in int8) */
   hwsim_tensor bias;                /* int32, one per output channel */

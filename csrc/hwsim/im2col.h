@@ -66,12 +66,21 @@ struct Im2colRows {
             const int64_t iw = ow * geo.stride_w - geo.pad_left + kw * geo.dilation_w;
             if (ih >= 0 && ih < geo.in_h && iw >= 0 && iw < geo.in_w) {
                 const uint8_t* src = x + ((n * geo.in_h + ih) * geo.in_w + iw) * geo.in_c + channel_offset + ci;
-                std::memcpy(dst, src, static_cast<size_t>(run));
+                int64_t span = run;
+                if (cg == geo.in_c && geo.dilation_w == 1) {
+                    // Ungrouped, undilated: the taps kw, kw+1, ... of this kernel row are adjacent pixels of
+                    // one input row, so all of them that lie inside the input are one contiguous run.
+                    const int64_t taps = std::min(geo.kernel_w - kw, geo.in_w - iw);
+                    span = std::min(taps * cg - ci, end - k);
+                }
+                std::memcpy(dst, src, static_cast<size_t>(span));
+                dst += span;
+                k += span;
             } else {
                 std::memset(dst, pad_byte, static_cast<size_t>(run));
+                dst += run;
+                k += run;
             }
-            dst += run;
-            k += run;
         }
     }
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "hwsim/assumptions.h"
 #include "hwsim/rounding.h"
@@ -20,38 +21,43 @@ struct PoolGeometry {
   int64_t OW() const { return (W + pad_left + pad_right - kw) / stride_w + 1; }
 };
 
-// Visits every output position with the sum/max-reduction `f(value)` over in-bounds taps and the
-// counts (in-bounds taps, taps inside the padded input). Shared by the three kernels below.
-template <typename T, typename Init, typename Step, typename Finish>
-void PoolLoop(const T* x, const PoolGeometry& g, T* out, Init init, Step step, Finish finish) {
-  const int64_t OH = g.OH(), OW = g.OW();
+// Visits every output position (n, oh, ow): reduces the in-bounds taps channel-vector by channel-
+// vector (NHWC: the C values of one tap are contiguous, so the inner loop vectorises), then calls
+// finish(c, reduced, count, padded_count) for each channel. count = in-bounds taps; padded_count =
+// taps inside the padded input (count_include_pad). Acc is int32_t for sums and max (codes <= 16 bit,
+// windows < 2^15 taps) or int64_t otherwise; init is the reduction's identity.
+template <typename T, typename Acc, typename Reduce, typename Finish>
+void PoolLoop(const T* x, const PoolGeometry& g, T* out, Acc init, Reduce reduce, Finish finish) {
+  const int64_t OH = g.OH(), OW = g.OW(), C = g.C;
+  std::vector<Acc> acc(static_cast<size_t>(C));
   for (int64_t n = 0; n < g.N; ++n)
     for (int64_t oh = 0; oh < OH; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow)
-        for (int64_t c = 0; c < g.C; ++c) {
-          auto acc = init();
-          int64_t count = 0, padded_count = 0;
-          const int64_t h0 = oh * g.stride_h - g.pad_top, w0 = ow * g.stride_w - g.pad_left;
-          for (int64_t ky = 0; ky < g.kh; ++ky) {
-            const int64_t h = h0 + ky;
-            for (int64_t kx = 0; kx < g.kw; ++kx) {
-              const int64_t w = w0 + kx;
-              if (h < g.H + g.pad_bottom && w < g.W + g.pad_right) ++padded_count;
-              if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;
-              ++count;
-              step(acc, x[((n * g.H + h) * g.W + w) * g.C + c]);
-            }
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t h0 = oh * g.stride_h - g.pad_top, w0 = ow * g.stride_w - g.pad_left;
+        const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + g.kh, g.H);
+        const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + g.kw, g.W);
+        const int64_t count = std::max<int64_t>(he - hs, 0) * std::max<int64_t>(we - ws, 0);
+        const int64_t ph = std::min<int64_t>(h0 + g.kh, g.H + g.pad_bottom) - h0;
+        const int64_t pw = std::min<int64_t>(w0 + g.kw, g.W + g.pad_right) - w0;
+        const int64_t padded_count = ph * pw;
+        Acc* __restrict a = acc.data();
+        for (int64_t c = 0; c < C; ++c) a[c] = init;
+        for (int64_t h = hs; h < he; ++h)
+          for (int64_t w = ws; w < we; ++w) {
+            const T* __restrict px = x + ((n * g.H + h) * g.W + w) * C;
+            for (int64_t c = 0; c < C; ++c) a[c] = reduce(a[c], static_cast<Acc>(px[c]));
           }
-          out[((n * OH + oh) * OW + ow) * g.C + c] = finish(acc, count, padded_count);
-        }
+        T* y = out + ((n * OH + oh) * OW + ow) * C;
+        for (int64_t c = 0; c < C; ++c) y[c] = finish(a[c], count, padded_count);
+      }
 }
 
 // Max of the in-bounds raw codes, then clamp to [act_min, act_max] (TFLite MaxPool; an all-padding
 // window, impossible when pads < kernel, would give act_min).
 template <typename T>
 void MaxPool2d(const T* x, const PoolGeometry& g, int64_t act_min, int64_t act_max, T* out) {
-  PoolLoop(x, g, out, [] { return int64_t{INT64_MIN}; }, [](int64_t& m, T v) { m = std::max<int64_t>(m, v); },
-           [&](int64_t m, int64_t, int64_t) { return static_cast<T>(std::min(std::max(m, act_min), act_max)); });
+  PoolLoop(x, g, out, int32_t{INT32_MIN}, [](int32_t m, int32_t v) { return v > m ? v : m; },
+           [&](int32_t m, int64_t, int64_t) { return static_cast<T>(std::min<int64_t>(std::max<int64_t>(m, act_min), act_max)); });
 }
 
 // TFLite AveragePool (reference/integer_ops/pooling.h): acc = sum of in-bounds raw codes (zero point
@@ -60,7 +66,7 @@ void MaxPool2d(const T* x, const PoolGeometry& g, int64_t act_min, int64_t act_m
 // division, i.e. round half away from zero; clamp to [act_min, act_max].
 template <typename T>
 void AvgPool2dTflite(const T* x, const PoolGeometry& g, bool count_include_pad, int64_t act_min, int64_t act_max, T* out) {
-  PoolLoop(x, g, out, [] { return int64_t{0}; }, [](int64_t& s, T v) { s += v; },
+  PoolLoop(x, g, out, int64_t{0}, [](int64_t s, int64_t v) { return s + v; },
            [&](int64_t s, int64_t count, int64_t padded_count) {
              const int64_t k = count_include_pad ? padded_count : count;
              const int64_t avg = s > 0 ? (s + k / 2) / k : (s - k / 2) / k;
@@ -75,7 +81,7 @@ template <typename T>
 void AvgPool2dDpu(const T* x, const PoolGeometry& g, int64_t factor, int factor_shift, int shift, int64_t qmin,
                   int64_t qmax, RoundingMode mode, T* out) {
   const int total = factor_shift + shift;
-  PoolLoop(x, g, out, [] { return int64_t{0}; }, [](int64_t& s, T v) { s += v; },
+  PoolLoop(x, g, out, int64_t{0}, [](int64_t s, int64_t v) { return s + v; },
            [&](int64_t s, int64_t, int64_t) {
              const int128_t num = static_cast<int128_t>(s) * factor;
              const int128_t v = total >= 0 ? RoundingRightShift<int128_t>(num, total, mode) : num * (int128_t{1} << -total);

@@ -65,8 +65,11 @@ static int32_t mbqm_single(int32_t x, int32_t m, int shift) {
 /* Round a double to an integer with an hwsim_rounding mode. */
 static double round_mode(double v, int mode) {
   switch (mode) {
-    case HWSIM_ROUND_HALF_TO_EVEN: { double r = floor(v), f = v - r;
-      if (f > 0.5 || (f == 0.5 && fmod(r, 2.0) != 0.0)) r += 1.0; return r; }
+    case HWSIM_ROUND_HALF_TO_EVEN: {
+      double r = floor(v), f = v - r;
+      if (f > 0.5 || (f == 0.5 && fmod(r, 2.0) != 0.0)) r += 1.0;
+      return r;
+    }
     case HWSIM_ROUND_HALF_AWAY_FROM_ZERO: return v >= 0 ? floor(v + 0.5) : -floor(-v + 0.5);
     case HWSIM_ROUND_HALF_UP: return floor(v + 0.5);
     case HWSIM_ROUND_HALF_DOWN: return ceil(v - 0.5);
@@ -171,7 +174,9 @@ static int run_conv(const hwsim_layer *l) {
 
 int hwsim_kernel_run(const hwsim_layer *l) {
   if (l->abi_version != HWSIM_KERNEL_ABI_VERSION || l->struct_size != sizeof(hwsim_layer)) return HWSIM_E_ARGUMENT;
+  /* Not modelled here: the DPU's fused leaky ReLU and the x86 int16 pair saturation. */
   if (l->quant.fused_activation == HWSIM_ACT_LEAKY_RELU_26_256) return HWSIM_E_UNSUPPORTED;
+  if (l->accumulation != HWSIM_ACC_EXACT) return HWSIM_E_UNSUPPORTED;
   if (l->op == HWSIM_OP_DENSE) return run_dense(l);
   if (l->op == HWSIM_OP_CONV2D || l->op == HWSIM_OP_DEPTHWISE_CONV2D) return run_conv(l);
   return HWSIM_E_UNSUPPORTED;

@@ -73,6 +73,13 @@ def file_sha256(path: str | os.PathLike) -> str:
 # Differences and acceptance policies
 
 
+def histogram_text(hist: dict[int, int], limit: int = 8) -> str:
+    """``{-1: 3, +1: 5}`` as text, at most ``limit`` most frequent entries (in order of Δ)."""
+    top = sorted(sorted(hist.items(), key=lambda kv: -kv[1])[:limit])
+    more = f", ... {len(hist) - len(top)} more" if len(hist) > len(top) else ""
+    return ", ".join(f"{d:+d}: {n}" for d, n in top) + more
+
+
 @dataclass(frozen=True)
 class DiffSummary:
     """How an actual integer tensor differs from the expected one (Δ = actual − expected, in LSB)."""
@@ -82,7 +89,7 @@ class DiffSummary:
     max_abs_diff: int
     at_one_lsb: int
     beyond_one_lsb: int
-    histogram: dict[int, int]  # Δ → count, Δ ≠ 0
+    histogram: dict[int, int]  # Δ → count, Δ ≠ 0 (the 16 most frequent values)
     first_index: tuple[int, ...] | None
     first_expected: int | None
     first_actual: int | None
@@ -94,7 +101,7 @@ class DiffSummary:
     def describe(self) -> str:
         if self.differing == 0:
             return f"all {self.elements} elements identical"
-        hist = ", ".join(f"{d:+d}: {n}" for d, n in sorted(self.histogram.items()))
+        hist = histogram_text(self.histogram)
         return (f"{self.differing} of {self.elements} elements differ ({self.percent_differing:.3g}%), "
                 f"max |Δ| {self.max_abs_diff} LSB, Δ histogram {{{hist}}}; first at index {list(self.first_index)}: "
                 f"expected {self.first_expected}, got {self.first_actual}")
@@ -107,6 +114,9 @@ class DiffSummary:
                 "first_expected": self.first_expected, "first_actual": self.first_actual}
 
 
+_HIST_MAX = 16
+
+
 def diff_summary(actual: np.ndarray, expected: np.ndarray) -> DiffSummary:
     """Element-wise comparison of two integer tensors of the same shape."""
     actual, expected = np.asarray(actual), np.asarray(expected)
@@ -117,6 +127,9 @@ def diff_summary(actual: np.ndarray, expected: np.ndarray) -> DiffSummary:
     if nz.size == 0:
         return DiffSummary(int(delta.size), 0, 0, 0, 0, {}, None, None, None)
     values, counts = np.unique(delta.ravel()[nz], return_counts=True)
+    if values.size > _HIST_MAX:  # keep the most frequent differences
+        keep = np.sort(np.argsort(-counts, kind="stable")[:_HIST_MAX])
+        values, counts = values[keep], counts[keep]
     absd = np.abs(delta.ravel()[nz])
     first = np.unravel_index(int(nz[0]), delta.shape)
     return DiffSummary(int(delta.size), int(nz.size), int(absd.max()), int(np.count_nonzero(absd == 1)),

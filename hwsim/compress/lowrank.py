@@ -28,7 +28,7 @@ from hwsim.compress._common import (CompressionError, all_names, check_fraction,
                                     refuse_quantized, select_layers, unique_name, weighted_nodes)
 from hwsim.graph import Graph, Node
 
-__all__ = ["factorize", "layer_matrix", "max_rank"]
+__all__ = ["factorize", "layer_matrix", "max_rank", "reconstruct"]
 
 
 def layer_matrix(w: np.ndarray, op: str, mode: str) -> np.ndarray:
@@ -223,8 +223,7 @@ def reconstruct(graph: Graph, name: str) -> np.ndarray:
     if second.op == "Dense":
         return wb @ wa
     r = wa.shape[0]
-    if wa.shape[2] == 1 and wb.shape[2] > 1 or (wa.shape[1] > 1 and wa.shape[2] == 1 and wb.shape[1] == 1
-                                                 and wb.shape[2] > 1):
+    if wb.shape[2] > 1:
         # spatial: W[o, kh, kw, i] = Σ_k wb[o, 0, kw, k] · wa[k, kh, 0, i]
         return np.einsum("owk,khi->ohwi", wb[:, 0], wa[:, :, 0])
     return (wb.reshape(-1, r) @ wa.reshape(r, -1)).reshape((wb.shape[0],) + wa.shape[1:])

@@ -28,12 +28,21 @@ Filters are ranked by the L1 or L2 norm of their weights as the target sees them
 is folded in: ``|γ / sqrt(var + ε)| · ‖w‖``), normalised by the layer's mean norm so that tied layers of
 different scales weigh equally; a group's score is the mean over its member filters.
 
-**Bias correction.** Removing channel ``c`` from the input of a consumer removes ``Σ W[:, .., c] · a_c``
-from its pre-activation, and earlier pruning shifts the channels it keeps. With calibration data, every
-Conv2D/Dense downstream of a pruned channel gets, in execution order, the bias change that restores its mean
-pre-activation on the calibration set: ``Δb = E[W·a]_original − E[W'·a']_pruned`` (per kept output channel;
-exact for a Dense, and for a convolution away from its zero-padded border). This recovers part of the
-accuracy without training.
+**Statistics correction (no training).** Removing channel ``c`` from the input of a consumer removes
+``Σ W[:, .., c] · a_c`` from its pre-activation, and earlier pruning shifts the channels it keeps. With
+calibration data, every Conv2D/Dense downstream of a pruned channel is corrected in execution order, on the
+pruned model as corrected so far, so that each kept output channel's pre-activation ``z`` has its original
+statistics over the calibration set:
+
+* ``correction="mean"``: ``b += E[z]_original − E[z]_pruned`` (bias correction: the mean contribution of the
+  removed channels and the upstream shift folded into the bias);
+* ``correction="affine"`` (default): also ``w_o ·= s_o`` with ``s_o = std[z_o]_original / std[z_o]_pruned``
+  and ``b_o = s_o·(b_o − E[z_o]_pruned) + E[z_o]_original``. For a layer followed by a BatchNorm this is the
+  BatchNorm re-estimation pruning papers use, folded into the layer.
+
+On the bundled LeNet-5 digits, pruning every layer by 50% gives 90.3% float accuracy uncorrected, 78.6% with
+``mean`` (the logits keep their mean but lose their spread, and the constant per-class offset then decides
+the argmax) and 95.8% with ``affine`` (97.8% unpruned); docs/compression.md has the full table.
 """
 
 from __future__ import annotations
@@ -338,7 +347,7 @@ def _filter_norms(graph: Graph, node: Node, norm: str) -> np.ndarray:
 
 
 def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: Iterable[str] | None = None,
-                     calibration: np.ndarray | None = None, bias_correction: bool = True,
+                     calibration: np.ndarray | None = None, correction: str = "affine",
                      calibration_limit: int | None = 64) -> Graph:
     """Remove ``ratio`` of the output channels of each prunable layer (or tied group of layers).
 
@@ -357,9 +366,10 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
         Add prunes the whole cluster. A name that is not a prunable layer is an error naming it and why.
     calibration : numpy.ndarray, optional
         Inputs for the bias correction (default: the model's bundled ``calibration`` set, if any).
-    bias_correction : bool
-        Restore each downstream layer's mean pre-activation through its bias (needs calibration data; see
-        the module docstring). The calibration set runs as one batch.
+    correction : {"affine", "mean", "none"}
+        Restore the per-channel statistics of every downstream layer from calibration data (module
+        docstring): mean and spread (``affine``), mean only (``mean``), or nothing. Without calibration data
+        nothing is corrected. The calibration set runs as one batch.
     calibration_limit : int or None
         Use at most this many calibration samples for the correction (None: all).
 
@@ -371,6 +381,8 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
     ratio = check_fraction(ratio, "ratio")
     if norm not in ("l1", "l2"):
         raise CompressionError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    if correction not in ("affine", "mean", "none"):
+        raise CompressionError(f"correction must be 'affine', 'mean' or 'none', got {correction!r}")
     refuse_quantized(graph, "pruning")
     refuse_clustered(graph, "pruning")
     a = analyze_channels(graph)
@@ -435,13 +447,14 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
             removed += 1
         for p in clusters[c]:
             before = int(a.ids[graph.node(p).outputs[0]].size)
+            gone = sorted(a.owner[m][1] for m in pruned if a.owner[m][0] == p)
             record[p] = {"channels_before": before, "channels_after": remaining[p],
-                         "tied_with": [q for q in clusters[c] if q != p]}
+                         "tied_with": [q for q in clusters[c] if q != p], "pruned_channels": gone}
 
     if ratio == 0 or not pruned:
         g = graph.copy()
         g.validate()
-        log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm, "bias_correction": [],
+        log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm, "correction": "none", "corrected_layers": [],
                      "layers": record})
         return g
 
@@ -449,16 +462,16 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
     pruned_mask[sorted(pruned)] = True
     g = _surgery(graph, a, pruned_mask)
     corrected: list[str] = []
-    if bias_correction:
+    if correction != "none":
         if calibration is None:
             calibration = graph.data.get("calibration", {}).get("x")
         if calibration is not None:
             calibration = np.asarray(calibration, np.float32)
             if calibration_limit is not None:
                 calibration = calibration[:calibration_limit]
-            corrected = _bias_correct(graph, g, a, pruned_mask, calibration)
+            corrected = _correct_statistics(graph, g, a, pruned_mask, calibration, correction)
     log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm,
-                 "bias_correction": corrected, "layers": record})
+                 "correction": correction if corrected else "none", "corrected_layers": corrected, "layers": record})
     return g
 
 
@@ -504,57 +517,64 @@ def _walk(graph: Graph, x: np.ndarray, hook) -> None:
                     del env[t]
 
 
-def _channel_mean(v: np.ndarray) -> np.ndarray:
-    return v.astype(np.float64).reshape(-1, v.shape[-1]).mean(0)
+def _pre_activation(node: Node, env: dict[str, np.ndarray], params: dict[str, np.ndarray]) -> np.ndarray:
+    """The node's output on the current batch as [rows, channels] float64 (before any activation)."""
+    from hwsim.emulate.float_ref import KERNELS
+
+    args = [env[t] if t in env else params[t].astype(np.float32) for t in node.inputs]
+    z = np.asarray(KERNELS[node.op](node.attrs, *args), np.float64)
+    return z.reshape(-1, z.shape[-1])
 
 
-def _pre_activation_mean(w: np.ndarray, op: str, m: np.ndarray) -> np.ndarray:
-    """E[W·a] per output channel for input channel means ``m`` (a conv's zero-padded border ignored)."""
-    w64 = w.astype(np.float64)
-    return (w64.sum(axis=(1, 2)) @ m) if op == "Conv2D" else (w64 @ m)
-
-
-def _bias_correct(orig: Graph, g: Graph, a: ChannelAnalysis, pruned: np.ndarray, calibration: np.ndarray) -> list[str]:
-    """Give every Conv2D/Dense downstream of a pruned channel the bias that restores its original mean
-    pre-activation on the calibration set: ``b += E[W·a]_original - E[W'·a']_pruned`` per kept output."""
+def _correct_statistics(orig: Graph, g: Graph, a: ChannelAnalysis, pruned: np.ndarray, calibration: np.ndarray,
+                        kind: str) -> list[str]:
+    """Restore, in execution order, the per-channel statistics of every Conv2D/Dense downstream of a pruned
+    channel (module docstring): ``mean`` shifts the bias, ``affine`` also rescales the filter so that mean and
+    standard deviation over the calibration set match the original model."""
     keep = {t: ~pruned[ids] for t, ids in a.ids.items()}
     affected: set[str] = set()
     for node in orig.nodes:
         out = node.outputs[0]
         if any(t in affected for t in node.inputs) or (out in keep and not keep[out].all()):
             affected.add(out)
-    targets = [n for n in orig.nodes if n.name in a.producers and n.inputs[0] in affected]
-    if not targets:
+    names = {n.name for n in orig.nodes if n.name in a.producers and n.inputs[0] in affected}
+    if not names:
         return []
-    want: dict[str, np.ndarray] = {}
-    names = {n.name: n for n in targets}
+    want: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def record(node: Node, env: dict[str, np.ndarray]) -> None:
         if node.name in names:
-            want[node.name] = _pre_activation_mean(orig.params[node.inputs[1]], node.op,
-                                                   _channel_mean(env[node.inputs[0]]))
+            z = _pre_activation(node, env, orig.params)
+            want[node.name] = (z.mean(0), z.std(0))
 
     _walk(orig, calibration, record)
 
     def correct(node: Node, env: dict[str, np.ndarray]) -> None:
         if node.name not in names:
             return
-        have = _pre_activation_mean(g.params[node.inputs[1]], node.op, _channel_mean(env[node.inputs[0]]))
-        delta = want[node.name][keep[node.outputs[0]]] - have
+        z = _pre_activation(node, env, g.params)
+        k = keep[node.outputs[0]]
+        mean_o, std_o = want[node.name][0][k], want[node.name][1][k]
+        mean_p, std_p = z.mean(0), z.std(0)
+        scale = np.ones_like(mean_p)
+        if kind == "affine":
+            # A channel that became constant cannot get its spread back; one that was constant stays so.
+            scale = np.where(std_p > 1e-12, std_o / np.maximum(std_p, 1e-12), 1.0)
+            w = g.params[node.inputs[1]].astype(np.float64)
+            g.params[node.inputs[1]] = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32)
         if len(node.inputs) > 2:
-            b = g.params[node.inputs[2]].astype(np.float64) + delta
-            g.params[node.inputs[2]] = b.astype(np.float32)
+            b = g.params[node.inputs[2]].astype(np.float64)
         else:
-            bname = node.name + ".bias"
-            i = 2
+            b = np.zeros(mean_p.size)
+            bname, i = node.name + ".bias", 2
             while bname in g.params or bname in g.tensors:
                 bname, i = f"{node.name}.bias_{i}", i + 1
-            g.params[bname] = delta.astype(np.float32)
             node.inputs.append(bname)
+        g.params[node.inputs[2]] = (scale * (b - mean_p) + mean_o).astype(np.float32)
 
     _walk(g, calibration, correct)
     g.validate()
-    return [n.name for n in targets]
+    return [n.name for n in orig.nodes if n.name in names]
 
 
 def _surgery(graph: Graph, a: ChannelAnalysis, pruned: np.ndarray) -> Graph:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hwsim.compare.golden import DiffSummary, _simulate_all, diff_summary
+from hwsim.compare.golden import DiffSummary, _simulate_all, diff_summary, histogram_text
 from hwsim.emulate.simulator import LayerPlan, QuantizedModel, graph_batch_limit, simulate
 from hwsim.errors import HwsimError, MissingExtraError
 
@@ -62,6 +62,7 @@ typedef struct hwsim_layer {
   int32_t pads[4];
   int32_t groups;
   int32_t depth_multiplier;
+  int32_t accumulation;
   hwsim_tensor input;
   hwsim_tensor weights;
   hwsim_tensor bias;
@@ -166,7 +167,7 @@ class CosimResult:
                      f"max |Δ| {d.max_abs_diff} LSB",
                      f"first differing element at index {list(d.first_index)}: hwsim {d.first_expected}, "
                      f"kernel {d.first_actual}",
-                     "Δ histogram (kernel − hwsim): " + ", ".join(f"{k:+d}: {v}" for k, v in sorted(d.histogram.items()))]
+                     "Δ histogram (kernel − hwsim): " + histogram_text(d.histogram)]
         if self.output_diff is not None and self.diff.differing:
             lines.append(f"graph output with the kernel in place: {self.output_diff.differing} of "
                          f"{self.output_diff.elements} elements differ")
@@ -208,6 +209,21 @@ def _plan(qm: QuantizedModel, layer: str) -> LayerPlan:
     raise CosimError(f"--layer {layer}: no such layer; layers a kernel can replace: {', '.join(names)}")
 
 
+def _accumulation(plan: LayerPlan, x: np.ndarray) -> int:
+    # The same choice the simulator makes for this layer (hwsim.emulate.simulator._run_weighted).
+    from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
+
+    impl, a = plan.impl, plan.node.attrs
+    if plan.op_kind == "DepthwiseConv2D":
+        mult = plan.consts["w_int"].shape[0] // x.shape[-1]
+        if impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and fbgemm_routes_depthwise(
+                x.shape[-1], mult, tuple(plan.consts["w_int"].shape[1:3]), tuple(a["strides"]),
+                tuple(a["dilations"]), tuple(a["pads"])):
+            return 2
+        return 0
+    return 1 if (impl.gemm or "exact") == "avx2_pairs" else 0
+
+
 def run_kernel(kernel: Kernel, qm: QuantizedModel, plan: LayerPlan, x: np.ndarray, out_shape: tuple[int, ...],
                out_dtype: np.dtype) -> tuple[int, np.ndarray]:
     """Call the kernel for ``plan`` on the integer input ``x``; returns (status, output codes)."""
@@ -234,6 +250,7 @@ def run_kernel(kernel: Kernel, qm: QuantizedModel, plan: LayerPlan, x: np.ndarra
         layer.pads = list(a["pads"])  # top, left, bottom, right (the IR's order)
         layer.groups = int(a.get("groups", 1))
         layer.depth_multiplier = c["w_int"].shape[0] // x.shape[-1] if plan.op_kind == "DepthwiseConv2D" else 1
+    layer.accumulation = _accumulation(plan, x)
     _tensor(ffi, layer.input, x_call, keep)
     _tensor(ffi, layer.weights, c["w_int"].astype(np.int8), keep)
     _tensor(ffi, layer.bias, np.asarray(c["bias"], np.int32), keep)

@@ -516,12 +516,25 @@ def _make_plans(g: Graph, target: Target) -> list[LayerPlan]:
         plan = LayerPlan(node, kind, impl, mode, reason, output=node.outputs[0])
         if mode == "integer" and kind in _WEIGHTED:
             user = _sole_consumer(g, node.outputs[0])
-            if user is not None and user.op in impl.fuse and _fusable(user):
+            if user is not None and user.op in impl.fuse and _fusable(user) and _same_spec(g, node.outputs[0],
+                                                                                        user.outputs[0]):
                 plan.fused_activation = user
                 plan.output = user.outputs[0]
                 fused_into[user.name] = plan
         plans.append(plan)
     return plans
+
+
+def _same_spec(g: Graph, producer_out: str, activation_out: str) -> bool:
+    """A pre-quantized producer whose output has quantization of its own rounds twice in the source model
+    (once to its own grid, once to the activation's), so it must not be fused into a single rounding."""
+    own = g.quant.get(producer_out)
+    if own is None:
+        return True
+    act = g.quant.get(activation_out)
+    return act is not None and (np.array_equal(np.ravel(own.scale), np.ravel(act.scale))
+                                and np.array_equal(np.ravel(own.zero_point), np.ravel(act.zero_point))
+                                and own.bits == act.bits and own.signed == act.signed)
 
 
 def _fusable(node: Node) -> bool:
@@ -916,7 +929,9 @@ def _run_clamp(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray],
 
 def _run_copy(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
     x = ints[p.node.inputs[0]]
-    return FLOAT_KERNELS[p.node.op](p.node.attrs, x) if p.node.op in ("Reshape", "Flatten", "Transpose") else x
+    y = FLOAT_KERNELS[p.node.op](p.node.attrs, x) if p.node.op in ("Reshape", "Flatten", "Transpose") else x
+    # A pre-quantized model may give the moved tensor its own parameters: requantize as its QUANTIZE does.
+    return _requant_codes(y, model.act[p.node.inputs[0]], model.act[p.output], model)
 
 
 def _run_pad(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:

@@ -901,6 +901,8 @@ class _Importer:
             lo = self.c(n, 1, np.array(-np.inf))
             hi = self.c(n, 2, np.array(np.inf))
         lo, hi = float(np.asarray(lo).ravel()[0]), float(np.asarray(hi).ravel()[0])
+        if hi >= float(np.finfo(np.float32).max):  # exporters write FLT_MAX for "no upper bound"
+            hi = math.inf
         if lo == 0.0 and hi == 6.0:
             self.unary(n, "ReLU6")
         elif lo == 0.0 and math.isinf(hi):
@@ -1091,12 +1093,15 @@ class _Importer:
             return
         self.reshape_to(n, (int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))))
 
-    def axes_of(self, n: Any, rank: int) -> list[int] | None:
+    def axes_of(self, n: Any, rank: int | None) -> list[int] | None:
+        """The ``axes`` of Squeeze/Unsqueeze (input from opset 13, attribute before), modulo ``rank``."""
         if self.opset >= 13 and len(n.input) > 1 and n.input[1]:
             axes = self.c(n, 1)
         else:
             axes = self.attrs(n).get("axes")
-        return None if axes is None else [int(a) % rank for a in np.asarray(axes).ravel()]
+        if axes is None:
+            return None
+        return [int(a) % rank if rank else int(a) for a in np.asarray(axes).ravel()]
 
     def op_Squeeze(self, n):
         shape = self.onnx_shape(n.input[0])
@@ -1107,7 +1112,7 @@ class _Importer:
 
     def op_Unsqueeze(self, n):
         shape = list(self.onnx_shape(n.input[0]))
-        rank = len(shape) + len(self.axes_of(n, 10**6) or [])
+        rank = len(shape) + len(self.axes_of(n, None) or [])
         axes = sorted(self.axes_of(n, rank) or [])
         for a in axes:
             shape.insert(a, 1)

@@ -134,3 +134,21 @@ def test_round_float_just_inside_minus_half(mode, dtype):
     np.testing.assert_array_equal(_core.round_float(x, mode, seed=1), ref.round_float(x, mode, seed=1))
     q = _core.quantize(x.astype(np.float32), 1.0, 0, -128, 127, rounding=mode, seed=1)
     np.testing.assert_array_equal(q, ref.quantize(x.astype(np.float32), 1.0, 0, -128, 127, rounding=mode, seed=1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=st.floats(allow_nan=False, allow_infinity=False, width=64), mode=st.sampled_from(list(RM.__members__.values())))
+def test_round_float_any_double_equals_exact_rational(x, mode):
+    """Property: round_float is the exact rational rounding of every finite double (twin uses Fraction)."""
+    np.testing.assert_array_equal(_core.round_float(np.array([x]), mode, seed=3), ref.round_float(np.array([x]), mode, seed=3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(x=st.floats(-200, 200, width=32), mode=st.sampled_from(DETERMINISTIC),
+       method=st.sampled_from(["divide", "multiply_reciprocal", "fma_reciprocal", "multiply_add_reciprocal"]))
+def test_quantize_fast_path_equals_twin(x, mode, method):
+    """Property: the vectorised quantize path (clamp, then branch-free rounding) equals the exact twin."""
+    arr = np.array([x, -x, x / 3], np.float32)
+    kw = dict(rounding=mode, method=method)
+    np.testing.assert_array_equal(_core.quantize(arr, 0.37, -3, -128, 127, **kw),
+                                  ref.quantize(arr, 0.37, -3, -128, 127, **kw))

@@ -35,7 +35,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from hwsim.emulate.simulator import quantize_for_target, simulate
+from hwsim.emulate.simulator import quantize_for_target, requantize_for_target, simulate
 from hwsim.errors import HwsimError
 from hwsim.frontends.onnx_export import export_onnx
 from hwsim.frontends.onnx_import import import_onnx
@@ -153,18 +153,13 @@ def compare(g, res, ref: dict[str, np.ndarray], names: list[str]) -> list[str]:
 # In the export_onnx model a Transpose separates each Conv from its ReLU/ReLU6, so quantize_static removes
 # the activation but keeps the Conv's own QuantizeLinear (zero point 129) and requantizes into the
 # activation's range (zero point 0): onnxruntime rounds twice (acc → conv codes → activation codes). The
-# importer emits Conv2D (conv spec) → ReLU (activation spec); the simulator fuses the pair and rounds once
-# (simulator.py _make_plans does not compare the two specs), so 'relu_0_QuantizeLinear_Output' and later
-# tensors differ. Reported to the simulator's owner; strict, so the fix turns this into a failure to remove.
-_SIMULATOR_FUSES_ACROSS_REQUANT = pytest.mark.xfail(
-    strict=True, reason="simulator fuses Conv2D+ReLU although the engine materialises the conv output with "
-                        "other quantization parameters (double rounding)")
+# importer emits Conv2D (conv spec) → ReLU (activation spec), and the simulator must not fuse the pair when the
+# two specs differ.
 
 
 @pytest.mark.parametrize("level", list(LEVELS))
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
-@pytest.mark.parametrize("name", [*gen.TORCH_MODELS,
-                                  pytest.param("nhwc_export", marks=_SIMULATOR_FUSES_ACROSS_REQUANT)])
+@pytest.mark.parametrize("name", [*gen.TORCH_MODELS, "nhwc_export"])
 def test_qdq_quantize_linear_outputs_equal_onnxruntime(name, per_channel, level):
     model = quantized(name, per_channel)
     q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
@@ -219,21 +214,11 @@ def test_u8s8_qdq_every_conv_fuses_at_the_default_level(name, tmp_path):
     assert ops["QLinearConv"] == convs and ops["Conv"] == 0, ops
 
 
-def _target_params():
-    params = []
-    for info in list_targets():
-        target = load_target(info.name)
-        pow2 = "pow2" in (target.numerics.activations.scale_kind, target.numerics.weights.scale_kind)
-        # A power-of-two target cannot use float scales as they are: the model must be re-quantized for it,
-        # which is the simulator's job (hwsim run --requantize, not written yet). Until then the simulator
-        # refuses with a clear HwsimError; strict, so the feature landing turns these into failures to remove.
-        reason = "float-scale model on a power-of-two target needs re-quantization"
-        marks = [pytest.mark.xfail(strict=True, raises=HwsimError, reason=reason)] if pow2 else []
-        params.append(pytest.param(info.name, marks=marks))
-    return params
+def _is_pow2(target) -> bool:
+    return "pow2" in (target.numerics.activations.scale_kind, target.numerics.weights.scale_kind)
 
 
-@pytest.mark.parametrize("target", _target_params())
+@pytest.mark.parametrize("target", [info.name for info in list_targets()])
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
 @pytest.mark.parametrize("name", ["resnet_style", "mobilenetv2_style"])
 def test_quantize_static_models_run_on_every_target(name, per_channel, target):
@@ -241,7 +226,17 @@ def test_quantize_static_models_run_on_every_target(name, per_channel, target):
     g = import_onnx(model)
     assert g.quant and any(a.dtype == np.int8 for a in g.params.values())
     x = input_batch(model).transpose(0, 2, 3, 1)
-    res = simulate(quantize_for_target(g, load_target(target)), x, keep_intermediates=False)
+    t = load_target(target)
+    if _is_pow2(t):
+        # float scales cannot run on a power-of-two target as they are: the simulator says so, and
+        # requantize_for_target (hwsim run --requantize) maps them onto the target's scheme
+        with pytest.raises(HwsimError, match="--requantize"):
+            quantize_for_target(g, t)
+        qm, changes = requantize_for_target(g, t)
+        assert changes and all(c.new_zero_point == 0 for c in changes if c.role == "activation")
+    else:
+        qm = quantize_for_target(g, t)
+    res = simulate(qm, x, keep_intermediates=False)
     out = res.outputs[g.outputs[0]]
     assert out.shape == (x.shape[0], 10) and np.all(np.isfinite(out))
 

@@ -1,0 +1,30 @@
+"""Fixtures of the golden/vectors/cosim tests: LeNet-5 (examples/lenet5.npz) recorded once per module."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hwsim.compare.golden import record_golden
+from hwsim.targets import load_target
+
+ROOT = Path(__file__).resolve().parents[2]
+LENET = ROOT / "examples" / "lenet5.npz"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """A bit-exact bundle of LeNet-5 on arm_tflite, 4 samples (do not modify: copy it with ``bundle``)."""
+    out = tmp_path_factory.mktemp("golden") / "lenet5_arm"
+    record_golden(LENET, load_target("arm_tflite"), out, limit=4)
+    return out
+
+
+@pytest.fixture
+def bundle(recorded, tmp_path) -> Path:
+    """A private copy of the recorded bundle, free to edit."""
+    dst = tmp_path / "bundle"
+    shutil.copytree(recorded, dst)
+    return dst
