@@ -112,12 +112,12 @@ static int32_t requantize(const hwsim_quant *q, int64_t acc_no_bias, int32_t bia
       y = (int64_t)round_mode((double)v, q->rounding) + q->output_zero_point;
     } else {
 #ifdef EXAMPLE_BUG_SINGLE_ROUNDING
-      y = (int64_t)mbqm_single(acc, q->multiplier[c], q->shift[c]) + q->output_zero_point;
+      const int twice = 0; /* the bug: rounds once whatever the scheme says */
 #else
-      y = (int64_t)(q->scheme == HWSIM_REQUANT_FIXED_POINT_DOUBLE ? mbqm_double(acc, q->multiplier[c], q->shift[c])
-                                                                   : mbqm_single(acc, q->multiplier[c], q->shift[c]))
-          + q->output_zero_point;
+      const int twice = q->scheme == HWSIM_REQUANT_FIXED_POINT_DOUBLE;
 #endif
+      y = (int64_t)(twice ? mbqm_double(acc, q->multiplier[c], q->shift[c])
+                          : mbqm_single(acc, q->multiplier[c], q->shift[c])) + q->output_zero_point;
     }
   }
   if (y < q->act_min) y = q->act_min;

@@ -200,3 +200,46 @@ def test_model_without_data_needs_inputs():
     g = _dense_graph(np.eye(2))
     with pytest.raises(HwsimError, match="no bundled evaluation data"):
         parity(g, _targets("arm_tflite", "intel_int8"))
+
+
+def _grid_1_128_calibration(rng, shape):
+    """Calibration data on k/64 whose extremes −1 and 127/128 give both the DPU (fix_pos 7) and TFLite
+    (scale 1/128, zp 0) the same input grid, so that input differences cannot hide a local cause."""
+    calib = (rng.integers(-64, 64, shape) / 64).astype(np.float32)
+    calib.reshape(shape[0], -1)[0, :2] = [-1.0, 127 / 128]
+    return calib
+
+
+def test_clipping_at_the_output_range():
+    # y = x0 + x1 calibrated on data where x1 ≈ −x0/2: x = (0.9, 0.9) lies far above both targets' output
+    # ranges; the DPU's power-of-two range and TFLite's calibrated range end at different reals.
+    rng = np.random.default_rng(1)
+    b = GraphBuilder("clip")
+    x = b.input("x", (1, 2))
+    b.output(b.dense(x, np.array([[1.0, 1.0]], np.float32), np.zeros(1, np.float32), name="fc"))
+    c = rng.integers(-64, 64, (32, 1)) / 64
+    calib = np.concatenate([c, -c / 2], axis=1).astype(np.float32)
+    calib[0] = [-1.0, 127 / 128]
+    xs = np.array([[0.9, 0.9], [0.75, 0.75]], np.float32)
+    rep = parity(g := b.build(), _targets("fpga_dpu", "arm_tflite"), inputs=xs, calibration=calib)
+    assert g.name == "clip"
+    fc = rep.pairs[0].layers[-1]
+    assert fc.method == "replay" and fc.causes == {"clipping": 2}
+
+
+def test_activation_approximation_dpu_leaky_relu_vs_float():
+    # The DPU fuses LeakyReLU as 26/256 on the unrounded conv sum (numerics C.5, section 7); TFLite runs this
+    # LeakyReLU as dequantize → float → quantize here. The input grid is shared, so the cause is local.
+    rng = np.random.default_rng(1)
+    b = GraphBuilder("leaky")
+    x = b.input("x", (1, 3, 3, 2))
+    y = b.conv2d(x, rng.normal(0, 0.5, (2, 1, 1, 2)).astype(np.float32), np.zeros(2, np.float32), name="conv")
+    b.output(b.leaky_relu(y, alpha=26 / 256, name="leaky"))
+    calib = _grid_1_128_calibration(rng, (16, 3, 3, 2))
+    xs = (rng.integers(-64, 64, (4, 3, 3, 2)) / 64).astype(np.float32)
+    rep = parity(b.build(), _targets("fpga_dpu", "arm_tflite"), inputs=xs, calibration=calib)
+    p = rep.pairs[0]
+    assert [lay.tensor for lay in p.layers] == ["x", "leaky"]  # the DPU never materialises 'conv'
+    leaky = p.layers[-1]
+    assert leaky.layer == "conv+LeakyReLU" and leaky.differing > 0
+    assert leaky.causes == {"activation": leaky.differing}

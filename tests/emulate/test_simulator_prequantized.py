@@ -33,8 +33,7 @@ def test_frozen_model_simulates_to_the_same_integers(lenet, target, tmp_path):
 def test_missing_activation_spec_is_named(lenet):
     qm = quantize_for_target(lenet, load_target("arm_tflite"), lenet.data["calibration"]["x"][:16])
     frozen = qm.to_graph()
-    quant = {k: v for k, v in frozen.quant.items() if k != "fc2"}
-    quant.pop("relu3", None)
+    quant = {k: v for k, v in frozen.quant.items() if k not in ("fc1", "relu3")}  # fc1+ReLU's output
     broken = Graph(frozen.name, frozen.inputs, frozen.outputs, frozen.nodes, frozen.params, quant)
     with pytest.raises(HwsimError, match="has no quantization parameters"):
         quantize_for_target(broken, load_target("arm_tflite"))
