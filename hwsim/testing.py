@@ -20,8 +20,9 @@ first failing layer; with ``pytest --hwsim-update-golden`` it (re-)records the b
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

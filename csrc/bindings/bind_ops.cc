@@ -11,6 +11,7 @@
 
 #include "bindings/numerics_args.h"
 #include "hwsim/elementwise.h"
+#include "hwsim/hsigmoid_dpu.h"
 #include "hwsim/lut_activation.h"
 #include "hwsim/pooling.h"
 
@@ -156,6 +157,26 @@ py::array EltwiseAddDpuPy(py::handle a, py::handle b, int pa_, int pb_, int pout
     py::gil_scoped_release release;
     EltwiseAddDpu<T>(pa, pb, n, pa_, pb_, pout, lo, hi, mode, po);
   });
+}
+
+py::array HardSigmoidDpuPy(py::handle x_obj, int p_in, int p_out, py::handle qmin, py::handle qmax, py::handle rounding_obj) {
+  const RoundingMode mode = Rounding(rounding_obj, "rounding");
+  if (p_in < -16 || p_in > 24) ValueError("fix_pos_in must be in [-16, 24], got " + Str(p_in));
+  if (p_out < -16 || p_out > 32) ValueError("fix_pos_out must be in [-16, 32], got " + Str(p_out));
+  py::array x = AsArray(x_obj, "x");
+  py::array out(x.dtype(), Shape(x));
+  DispatchCode(x, "x", [&](auto tag) {
+    using T = decltype(tag);
+    auto xc = Exact<T>(x, "x", "int8, uint8, int16 or uint16");
+    int64_t lo, hi;
+    Bounds<T>(qmin, qmax, "qmin", "qmax", &lo, &hi);
+    const T* px = xc.data();
+    T* po = static_cast<T*>(out.mutable_data());
+    const int64_t n = xc.size();
+    py::gil_scoped_release release;
+    HardSigmoidDpu<T>(px, n, p_in, p_out, lo, hi, mode, po);
+  });
+  return out;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -327,6 +348,10 @@ void bind_ops(py::module_& m) {
         py::arg("fix_pos_out"), py::kw_only(), py::arg("qmin") = py::none(), py::arg("qmax") = py::none(),
         py::arg("rounding") = RoundingMode::HALF_UP,
         "DPU eltwise add: sat(round(a*2^(p_out-p_a) + b*2^(p_out-p_b))), exact, one rounding (numerics C.8).");
+  m.def("hard_sigmoid_dpu", &HardSigmoidDpuPy, py::arg("x"), py::arg("fix_pos_in"), py::arg("fix_pos_out"),
+        py::kw_only(), py::arg("qmin") = py::none(), py::arg("qmax") = py::none(),
+        py::arg("rounding") = RoundingMode::HALF_UP,
+        "DPU hard-sigmoid: sat(round(clamp(q*2731 + 3*2731*2^p_in, 0, 2^32) / 2^(p_in + 14 - p_out))) (numerics C.6).");
   m.def("max_pool2d", &MaxPoolPy, py::arg("x"), py::arg("kernel"), py::arg("stride") = py::none(), py::arg("padding") = 0,
         py::kw_only(), py::arg("act_min") = py::none(), py::arg("act_max") = py::none(),
         "NHWC max pool of raw codes over in-bounds taps, then clamp (TFLite MaxPool).");

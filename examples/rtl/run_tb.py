@@ -42,7 +42,7 @@ def run(vec: str | Path, layer: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as tmp:
         sim = Path(tmp) / "tb.vvp"
         subprocess.run(iverilog_command(Path(vec), layer, sim), check=True)
-        return subprocess.run(["vvp", "-n", str(sim)], capture_output=True, text=True)
+        return subprocess.run(["vvp", "-n", str(sim)], check=False, capture_output=True, text=True)
 
 
 if __name__ == "__main__":

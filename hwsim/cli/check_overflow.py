@@ -20,8 +20,8 @@ from hwsim.targets import load_target
 
 
 def _print(report: OverflowReport, console: Console) -> None:
-    t = Table(title=f"{report.model} on {report.target}: worst-case sums over the {report.range_source} input "
-                    f"ranges (headroom in bits, negative = can overflow)", title_justify="left")
+    t = Table(title=f"{report.model} on {report.target}: worst-case sums over the {report.range_source} "
+                    f"input ranges (headroom in bits, negative = can overflow)", title_justify="left")
     for col, just in (("layer", "left"), ("op", "left"), ("check", "left"), ("input codes", "right"),
                       ("bound min", "right"), ("bound max", "right"), ("width", "right"), ("needed", "right"),
                       ("headroom", "right"), ("worst ch / pair", "right"), ("status", "left")):
@@ -30,7 +30,8 @@ def _print(report: OverflowReport, console: Console) -> None:
         where = str(c.worst_channel) + ("" if c.worst_pair is None else f" / {c.worst_pair}")
         status = "[red]CAN OVERFLOW[/red]" if c.can_overflow else "ok"
         t.add_row(c.layer, c.op_kind, c.check, f"{c.input_range[0]}..{c.input_range[1]}", str(c.bound_min),
-                  str(c.bound_max), str(c.width_bits), str(c.needed_bits), f"{c.headroom_bits:+d}", where, status)
+                  str(c.bound_max), str(c.width_bits), str(c.needed_bits), f"{c.headroom_bits:+d}", where,
+                  status)
     console.print(t)
     bad = report.overflowing
     if not report.checks:
@@ -40,16 +41,19 @@ def _print(report: OverflowReport, console: Console) -> None:
         for c in bad:
             console.print(f"  {c.layer} ({c.check}, headroom {c.headroom_bits:+d} bits): {c.suggestion}")
     else:
-        console.print(f"no layer can overflow on {report.target} (accumulator {report.accumulator_bits} bits)")
+        console.print(f"no layer can overflow on {report.target} "
+                      f"(accumulator {report.accumulator_bits} bits)")
 
 
 @click.command("check-overflow")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", "target_name", required=True, help="Target name (see `hwsim targets`) or YAML path.")
+@click.option("--target", "-t", "target_name", required=True,
+              help="Target name (see `hwsim targets`) or YAML path.")
 @click.option("--target-dir", "target_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Extra folder of user target YAML files (repeatable).")
 @click.option("--calib", "calib_path", type=click.Path(dir_okay=False),
-              help="Calibration inputs (.npy) to quantize a float model; default: the bundled calibration set.")
+              help="Calibration inputs (.npy) to quantize a float model; default: the bundled calibration "
+                   "set.")
 @click.option("--observed", is_flag=True,
               help="Bound with the input code ranges observed on the calibration data instead of the full "
                    "quantized ranges (not a guarantee).")
@@ -57,10 +61,12 @@ def _print(report: OverflowReport, console: Console) -> None:
               help="Check against this accumulator width instead of the target's.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use at most N calibration samples.")
 @click.option("--strict", is_flag=True, help="Exit with code 1 when a layer can overflow.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write overflow.json and overflow.csv.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Write overflow.json and overflow.csv.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
-def command(model: str, target_name: str, target_dirs: tuple[str, ...], calib_path: str | None, observed: bool,
-            acc_bits: int | None, limit: int | None, strict: bool, out_dir: str | None, as_json: bool) -> None:
+def command(model: str, target_name: str, target_dirs: tuple[str, ...], calib_path: str | None,
+            observed: bool, acc_bits: int | None, limit: int | None, strict: bool, out_dir: str | None,
+            as_json: bool) -> None:
     """Bound every layer's accumulator and int16 pair sums from its integer weights and input ranges."""
     target = load_target(target_name, extra_dirs=tuple(Path(d) for d in target_dirs))
     if target.numerics.activations.format != "int":

@@ -67,12 +67,14 @@ def _print(rep: dict[str, Any], console: Console) -> None:
     for label, key, fmt in (("parameters", "params", _si), ("weights", "weights", _si),
                             ("nonzero weights", "nonzero_weights", _si), ("MACs", "macs", _si)):
         t.add_row(label, fmt(b[key]), fmt(a[key]), ratio(b[key], a[key]))
-    t.add_row(f"accuracy float ({b['samples']} samples)", _pct(b["accuracy_float"]), _pct(a["accuracy_float"]), "")
+    t.add_row(f"accuracy float ({b['samples']} samples)", _pct(b["accuracy_float"]),
+              _pct(a["accuracy_float"]), "")
     if rep.get("sim_target"):
         t.add_row(f"accuracy on {rep['sim_target']}", _pct(b["accuracy_sim"]), _pct(a["accuracy_sim"]), "")
     console.print(t)
     tt = Table(title="per target (cost model, batch 1)", title_justify="left")
-    for col in ("target", "w bits", "weights B", "stored B", "cycles", "e2e ms", "speed-up", "sparse speed-up?"):
+    for col in ("target", "w bits", "weights B", "stored B", "cycles", "e2e ms", "speed-up",
+                "sparse speed-up?"):
         tt.add_column(col, justify="left" if col in ("target", "sparse speed-up?") else "right")
     sparse_used = a["weight_sparsity"] > 0
     notes = []
@@ -83,7 +85,8 @@ def _print(rep: dict[str, Any], console: Console) -> None:
                        "yes" if row["sparse_speedup_possible"] else "no")
             notes.append(f"{row['target']}: not estimated ({(cb.get('error') or ca.get('error'))})")
             continue
-        tt.add_row(row["target"], str(row["weight_bits"]), f"{_si(cb['weight_bytes'])} → {_si(ca['weight_bytes'])}",
+        tt.add_row(row["target"], str(row["weight_bits"]),
+                   f"{_si(cb['weight_bytes'])} → {_si(ca['weight_bytes'])}",
                    f"{_si(cb['stored_bytes'])} → {_si(ca['stored_bytes'])}",
                    f"{_si(cb['cycles'])} → {_si(ca['cycles'])}",
                    f"{_ms(cb['e2e_latency_ms'])} → {_ms(ca['e2e_latency_ms'])}",
@@ -120,7 +123,8 @@ def _common(f):
                      help="Comma-separated targets to cost (default: every known target).")(f)
     f = click.option("--target", "-t", "sim_target",
                      help="Target to simulate for the accuracy after quantization (default: float only).")(f)
-    f = click.option("--layer", "layers", multiple=True, help="Only this layer (repeatable; default: all).")(f)
+    f = click.option("--layer", "layers", multiple=True,
+                     help="Only this layer (repeatable; default: all).")(f)
     f = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
                      help="Where to write the compressed model.npz.")(f)
     f = click.argument("model", type=click.Path(dir_okay=False))(f)
@@ -132,10 +136,10 @@ def _finish(model_path: str, output: str, graph, compressed, targets_spec, targe
     targets = _targets(targets_spec, target_dirs)
     sim = load_target(sim_target, extra_dirs=tuple(Path(d) for d in target_dirs)) if sim_target else None
     rep = compare_models(graph, compressed, targets=targets, sim_target=sim, limit=limit, sparse=sparse)
-    save_model(compressed, output)
     rep["output"] = output
-    if out_dir:
+    if out_dir:  # first: a folder that cannot be created fails before the model is written
         write_folder(rep, out_dir)
+    save_model(compressed, output)
     if as_json:
         click.echo(json.dumps(rep, indent=2))
         return
@@ -152,19 +156,23 @@ def command() -> None:
 @command.command("prune")
 @_common
 @click.option("--ratio", type=float, required=True,
-              help="Fraction to remove, in [0, 1): of the channels (structured) or of the weights (unstructured).")
-@click.option("--mode", type=click.Choice(["structured", "unstructured"]), default="structured", show_default=True)
+              help="Fraction to remove, in [0, 1): of the channels (structured) or of the weights "
+                   "(unstructured).")
+@click.option("--mode", type=click.Choice(["structured", "unstructured"]), default="structured",
+              show_default=True)
 @click.option("--scope", type=click.Choice(["global", "layer"]), default="global", show_default=True,
               help="Unstructured: one threshold over all layers, or the ratio in each layer.")
 @click.option("--norm", type=click.Choice(["l1", "l2"]), default="l1", show_default=True,
               help="Structured: filter ranking norm.")
-@click.option("--correction", type=click.Choice(["affine", "mean", "none"]), default="affine", show_default=True,
+@click.option("--correction", type=click.Choice(["affine", "mean", "none"]), default="affine",
+              show_default=True,
               help="Structured: restore downstream layers' per-channel mean and spread (affine), mean only, "
                    "or nothing, from the bundled calibration data.")
 @click.option("--sparse", is_flag=True,
-              help="Unstructured: cost zero weights as skipped on targets with a sparse kernel (upper bound).")
-def prune_cmd(model, output, layers, sim_target, targets_spec, target_dirs, limit, out_dir, as_json, ratio, mode,
-              scope, norm, correction, sparse):
+              help="Unstructured: cost zero weights as skipped on targets with a sparse kernel "
+                   "(upper bound).")
+def prune_cmd(model, output, layers, sim_target, targets_spec, target_dirs, limit, out_dir, as_json, ratio,
+              mode, scope, norm, correction, sparse):
     """Remove filters/channels (structured) or zero small weights (unstructured)."""
     _check_output(output, model)
     graph = load_model(model)
@@ -250,14 +258,17 @@ def _parse_list(text: str, kind, what: str) -> list:
 @click.option("--bits", "bits_list", help="cluster: comma-separated index widths, e.g. 2,3,4,6.")
 @click.option("--target", "-t", "target_name", required=True, help="Target to cost and simulate.")
 @click.option("--target-dir", "target_dirs", multiple=True, type=click.Path(file_okay=False))
-@click.option("--mode", help="prune: structured (default) or unstructured; lowrank: channel (default) or spatial.")
+@click.option("--mode",
+              help="prune: structured (default) or unstructured; lowrank: channel (default) or spatial.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
               help="Evaluation/calibration samples per accuracy figure.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
               help="CSV file to write (default: sweep_<method>.csv in --out, else in the current folder).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder for sweep.csv and sweep.json.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for sweep.csv and sweep.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def sweep_cmd(model, method, ratios, bits_list, target_name, target_dirs, mode, limit, csv_path, out_dir, as_json):
+def sweep_cmd(model, method, ratios, bits_list, target_name, target_dirs, mode, limit, csv_path, out_dir,
+              as_json):
     """Accuracy vs size vs latency over several compression settings, printed and written as CSV."""
     if method == "cluster":
         if ratios or not bits_list:
@@ -287,7 +298,8 @@ def sweep_cmd(model, method, ratios, bits_list, target_name, target_dirs, mode, 
         except OSError as exc:
             raise HwsimError(f"--out {folder}: cannot create the folder: {exc.strerror}") from None
         (folder / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    dest = Path(csv_path) if csv_path else (Path(out_dir) / "sweep.csv" if out_dir else Path(f"sweep_{method}.csv"))
+    default = Path(out_dir) / "sweep.csv" if out_dir else Path(f"sweep_{method}.csv")
+    dest = Path(csv_path) if csv_path else default
     try:
         dest.write_text(text, encoding="utf-8")
     except OSError as exc:

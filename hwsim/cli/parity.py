@@ -45,8 +45,8 @@ def _causes(c: dict[str, int], n: int = 3) -> str:
 def _print(report: ParityReport, console: Console) -> None:
     tt = Table(title=f"{report.model}: {report.samples} samples on {len(report.targets)} targets",
                title_justify="left")
-    for col, just in (("target", "left"), ("family", "left"), ("accuracy", "right"), ("top-1 vs float", "right"),
-                      ("float fallbacks", "left")):
+    for col, just in (("target", "left"), ("family", "left"), ("accuracy", "right"),
+                      ("top-1 vs float", "right"), ("float fallbacks", "left")):
         tt.add_column(col, justify=just)
     for t in report.targets:
         tt.add_row(t.name, t.family, _pct(t.accuracy), _pct(t.top1_vs_float), ", ".join(t.fallbacks) or "-")
@@ -56,16 +56,16 @@ def _print(report: ParityReport, console: Console) -> None:
 
     pt = Table(title="pairs (identical = same value after dequantization; LSB of the coarser grid)",
                title_justify="left")
-    for col, just in (("A", "left"), ("B", "left"), ("first divergent layer", "left"), ("causes there", "left"),
-                      ("output identical", "right"), ("top-1 agr.", "right"), (f"top-{report.top_k} agr.", "right"),
-                      ("flips", "right")):
+    for col, just in (("A", "left"), ("B", "left"), ("first divergent layer", "left"),
+                      ("causes there", "left"), ("output identical", "right"), ("top-1 agr.", "right"),
+                      (f"top-{report.top_k} agr.", "right"), ("flips", "right")):
         pt.add_column(col, justify=just)
     for p in report.pairs:
         fd = p.first_divergent
         out = p.layers[-1] if p.layers else None
-        pt.add_row(p.a, p.b, "identical" if fd is None else fd.layer, "" if fd is None else _causes(fd.causes),
-                   _pct(None if out is None else out.share_identical), _pct(p.top1_agreement),
-                   _pct(p.topk_agreement), str(len(p.flips)))
+        pt.add_row(p.a, p.b, "identical" if fd is None else fd.layer,
+                   "" if fd is None else _causes(fd.causes), _pct(None if out is None else out.share_identical),
+                   _pct(p.top1_agreement), _pct(p.topk_agreement), str(len(p.flips)))
     console.print(pt)
 
     differing = [p for p in report.pairs if not p.identical]
@@ -77,8 +77,9 @@ def _print(report: ParityReport, console: Console) -> None:
             lt.add_column(col, justify=just)
         for x in p.layers:
             sq = "exact" if math.isinf(x.sqnr_db) and x.sqnr_db > 0 else f"{x.sqnr_db:.1f}"
-            lt.add_row(str(x.depth), x.layer, x.op, _pct(x.share_identical), f"{x.max_lsb:.1f}", f"{x.mean_lsb:.3f}",
-                       sq, f"{x.local} / {x.causes.get('propagated', 0)}", _causes(x.causes))
+            lt.add_row(str(x.depth), x.layer, x.op, _pct(x.share_identical), f"{x.max_lsb:.1f}",
+                       f"{x.mean_lsb:.3f}", sq, f"{x.local} / {x.causes.get('propagated', 0)}",
+                       _causes(x.causes))
         console.print(lt)
     if len(differing) > _DETAIL_PAIRS:
         console.print(f"{len(differing) - _DETAIL_PAIRS} more differing pairs: per-layer detail in --json or "
@@ -96,15 +97,18 @@ def _print(report: ParityReport, console: Console) -> None:
 @click.command("parity")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--targets", "-t", "target_names", required=True,
-              help="Comma-separated target names or YAML paths, at least two (e.g. intel_int8,arm_tflite,fpga_dpu).")
+              help="Comma-separated target names or YAML paths, at least two "
+                   "(e.g. intel_int8,arm_tflite,fpga_dpu).")
 @click.option("--target-dir", "target_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Extra folder of user target YAML files (repeatable).")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False),
-              help="Evaluation inputs (.npy, batch first, NHWC); default: the model's bundled evaluation set.")
+              help="Evaluation inputs (.npy, batch first, NHWC); default: the model's bundled evaluation "
+                   "set.")
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), help="Labels for --input (.npy).")
 @click.option("--calib", "calib_path", type=click.Path(dir_okay=False),
               help="Calibration inputs (.npy) shared by every target; default: the bundled calibration set.")
-@click.option("--calibration", "observer", type=click.Choice(["minmax", "percentile", "mse", "kl", "pow2_diffs"]),
+@click.option("--calibration", "observer",
+              type=click.Choice(["minmax", "percentile", "mse", "kl", "pow2_diffs"]),
               help="Activation range observer for every target; default: each target's own.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use at most N evaluation and calibration samples.")
 @click.option("--top-k", "top_k", type=click.IntRange(min=1), default=5, show_default=True,
@@ -115,8 +119,8 @@ def _print(report: ParityReport, console: Console) -> None:
               help="Write a run folder: summary.json, layers.csv, flips.csv, targets.yaml.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 def command(model: str, target_names: str, target_dirs: tuple[str, ...], input_path: str | None,
-            labels_path: str | None, calib_path: str | None, observer: str | None, limit: int | None, top_k: int,
-            threads: int, out_dir: str | None, as_json: bool) -> None:
+            labels_path: str | None, calib_path: str | None, observer: str | None, limit: int | None,
+            top_k: int, threads: int, out_dir: str | None, as_json: bool) -> None:
     """Simulate MODEL on several targets and report where, how much and why they disagree."""
     names = [n.strip() for n in target_names.split(",") if n.strip()]
     if len(names) < 2:
@@ -130,8 +134,8 @@ def command(model: str, target_names: str, target_dirs: tuple[str, ...], input_p
     if labels is not None and inputs is None:
         raise HwsimError("--labels needs --input")
     console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 160)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
-                  transient=True, disable=as_json) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True, disable=as_json) as bar:
         task = bar.add_task("simulating targets", total=len(targets))
         report = parity(graph, targets, inputs=inputs, calibration=calib, labels=labels, observer=observer,
                         limit=limit, top_k=top_k, threads=threads,

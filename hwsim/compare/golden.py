@@ -24,9 +24,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -462,8 +463,8 @@ def record_golden(model: str | os.PathLike, target: Target, out_dir: str | os.Pa
             "target_arg": target_arg or target.name,
             "policy": pol.spec,
             "check_uses": "frozen model (model.npz); --model re-quantizes with calibration.npy",
-            "samples": int(len(inputs)),
-            "calibration_samples": 0 if cal is None else int(len(cal)),
+            "samples": len(inputs),
+            "calibration_samples": 0 if cal is None else len(cal),
             "fingerprint": hashlib.sha256("".join(e["sha256"] for e in entries).encode()).hexdigest(),
             "files": files,
             "layers": entries,
@@ -488,7 +489,10 @@ def _usual_permissions(folder: Path) -> None:
 
 def _move_into_place(tmp: Path, out: Path) -> None:
     if not out.exists():
-        os.rename(tmp, out)
+        try:
+            os.rename(tmp, out)
+        except OSError as exc:  # another writer created it meanwhile
+            raise BundleError(f"{out}: cannot move the new bundle into place ({exc.strerror})") from None
         return
     # Replace: move the old bundle aside first, so a failure leaves either the old or the new one.
     aside = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".old"))
@@ -551,9 +555,11 @@ class CheckResult:
 
     def describe(self) -> str:
         """A short human summary: verdict, target changes, the first failing layer with its diff."""
-        lines = [f"golden {self.bundle} on {self.target} (policy {self.policy}): "
-                 f"{'PASS' if self.passed else 'FAIL'}, {sum(r.passed for r in self.layers)}/{len(self.layers)} "
-                 "layers pass"]
+        verdict = "PASS" if self.passed else "FAIL"
+        passing = sum(r.passed for r in self.layers)
+        head = (f"golden {self.bundle} on {self.target} (policy {self.policy}): {verdict}, {passing}/"
+                f"{len(self.layers)} layers pass")
+        lines = [head]
         if self.target_changes:
             lines.append(f"target description changed since recording ({len(self.target_changes)} differences):")
             lines += [f"  {d}" for d in self.target_changes[:10]]
@@ -583,11 +589,19 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
         raise BundleError(f"{path}: {what} cannot be read ({exc})") from None
 
 
+def _inside(bundle: Path, rel: str, field_name: str) -> Path:
+    # Manifest paths are relative and stay inside the bundle: a check never reads elsewhere.
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts:
+        raise BundleError(f"{bundle / MANIFEST}: field '{field_name}' must be a path inside the bundle, got {rel!r}")
+    return bundle / p
+
+
 def _file_entry(doc: dict[str, Any], key: str, bundle: Path) -> tuple[Path, dict[str, Any]]:
     entry = doc["files"].get(key)
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("sha256"), str):
         raise BundleError(f"{bundle / MANIFEST}: field 'files.{key}' is missing or malformed")
-    return bundle / entry["path"], entry
+    return _inside(bundle, entry["path"], f"files.{key}.path"), entry
 
 
 def load_bundle(bundle_dir: str | os.PathLike) -> dict[str, Any]:
@@ -620,7 +634,7 @@ def load_bundle(bundle_dir: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ("name", "tensor", "file", "sha256",
                                                                                    "dtype")):
             raise BundleError(f"{bundle / MANIFEST}: field 'layers[{i}]' is malformed")
-        if not (bundle / e["file"]).is_file():
+        if not _inside(bundle, e["file"], f"layers[{i}].file").is_file():
             raise BundleError(f"{bundle / e['file']}: output of layer '{e['name']}' is missing (incomplete bundle)")
     return doc
 
@@ -669,9 +683,9 @@ def check_golden(bundle_dir: str | os.PathLike, *, target: Target | str | None =
     notes: list[str] = []
     if doc.get("hwsim_version") != __version__:
         notes.append(f"recorded with hwsim {doc.get('hwsim_version')}, checked with {__version__}")
-    inputs = _load_npy(bundle / doc["files"]["inputs"]["path"], "inputs")
+    inputs = _load_npy(_file_entry(doc, "inputs", bundle)[0], "inputs")
     if model is None:
-        graph = load_model(bundle / doc["files"]["model"]["path"])
+        graph = load_model(_file_entry(doc, "model", bundle)[0])
         qm = quantize_for_target(graph, tgt)
     else:
         graph = model if isinstance(model, Graph) else load_model(model)
@@ -682,7 +696,7 @@ def check_golden(bundle_dir: str | os.PathLike, *, target: Target | str | None =
             if "calibration" not in doc["files"]:
                 raise BundleError(f"{bundle}: recorded from a pre-quantized model; it has no calibration inputs "
                                   "to re-quantize a float --model with")
-            cal = _load_npy(bundle / doc["files"]["calibration"]["path"], "calibration")
+            cal = _load_npy(_file_entry(doc, "calibration", bundle)[0], "calibration")
         qm = quantize_for_target(graph, tgt, cal)
     actual = {lo.tensor: lo for lo in layer_outputs(qm, inputs, threads=threads)}
     results: list[LayerResult] = []

@@ -208,7 +208,8 @@ def tensor_ranges(model: QuantizedModel, data: np.ndarray | None = None) -> dict
             continue
         y_q = model.act[p.output]
         src = p.node.inputs[0] if p.node.inputs else None
-        same = src in model.act and (model.act[src].scale, model.act[src].zero_point) == (y_q.scale, y_q.zero_point)
+        same = src in model.act and \
+            (model.act[src].scale, model.act[src].zero_point) == (y_q.scale, y_q.zero_point)
         if p.op_kind in _WEIGHTED and "act_min" in p.consts:
             ranges[p.output] = (int(p.consts["act_min"]), int(p.consts["act_max"]))
         elif p.impl.kernel == "clamp" and "bounds" in p.consts and src in ranges:
@@ -224,7 +225,7 @@ def _label(p: LayerPlan) -> str:
 
 
 def _bias_in_acc(model: QuantizedModel, p: LayerPlan) -> np.ndarray | None:
-    """The bias as the accumulator holds it (acc units), or None where it is not added into the accumulator."""
+    """The bias in accumulator units, or None where the target does not add it into the accumulator."""
     c = p.consts
     if "bias" not in c:
         return None
@@ -297,13 +298,19 @@ def check_overflow(model: QuantizedModel, *, data: np.ndarray | None = None, acc
         bias = _bias_in_acc(model, p)
         if bias is not None:
             amin, amax = amin + bias, amax + bias
-        report.checks.append(_check(p, "accumulator", width, amin, amax, None, (lo, hi), zp, source))
         raw_shift = 128 if x_q.dtype == np.int8 else 0
-        gemm = p.impl.gemm or "exact"
-        if p.op_kind in ("Conv2D", "Dense") and gemm == "avx2_pairs":
+        pairs = p.op_kind in ("Conv2D", "Dense") and (p.impl.gemm or "exact") == "avx2_pairs"
+        if pairs:
             pmin, pmax = pair_bounds(wk, lo + raw_shift, hi + raw_shift)
-            report.checks.append(_check(p, "int16_pairs", 16, pmin, pmax, True, (lo + raw_shift, hi + raw_shift), zp,
-                                        source))
+            # In avx2_pairs mode the accumulator sums the int16-saturated pair terms of the raw codes before
+            # the zero-point compensation is added (csrc/hwsim/gemm.h): bound both sequences.
+            rmin = np.clip(pmin, -32768, 32767).sum(axis=-1)
+            rmax = np.clip(pmax, -32768, 32767).sum(axis=-1)
+            amin, amax = np.minimum(amin, rmin), np.maximum(amax, rmax)
+        report.checks.append(_check(p, "accumulator", width, amin, amax, None, (lo, hi), zp, source))
+        if pairs:
+            raw = (lo + raw_shift, hi + raw_shift)
+            report.checks.append(_check(p, "int16_pairs", 16, pmin, pmax, True, raw, zp, source))
         if p.op_kind == "DepthwiseConv2D" and p.impl.depthwise_saturation not in (None, "none") \
                 and x_q.dtype == np.uint8:
             channels = model.graph.tensors[x_name].shape[-1]

@@ -38,14 +38,16 @@ from hwsim.emulate import simulator as sim
 from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
 from hwsim.emulate.float_ref import run_float
 from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
-from hwsim.emulate.simulator import ActQuant, LayerPlan, QuantizedModel, graph_batch_limit, quantize_for_target
+from hwsim.emulate.simulator import (ActQuant, LayerPlan, QuantizedModel, graph_batch_limit,
+                                     quantize_for_target)
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph, Node
 from hwsim.targets import Target
 
 #: Cause labels of a differing element, in the order they are tried (the first that applies wins).
 CAUSES: dict[str, str] = {
-    "propagated": "an input of this layer (in the element's receptive field) already differs between the targets",
+    "propagated": "an input of this layer (in the element's receptive field) already differs between the "
+                  "targets",
     "saturation": "an int16 pair (VPMADDUBSW, fbgemm depthwise) saturated on one target: its accumulator "
                   "differs from the exact sum",
     "activation": "the targets implement the activation differently (LUT, DPU 26/256 or hard-sigmoid, float)",
@@ -87,8 +89,8 @@ class ElementExample:
     cause: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": list(self.index), "code_a": self.code_a, "code_b": self.code_b, "value_a": self.value_a,
-                "value_b": self.value_b, "cause": self.cause}
+        return {"index": list(self.index), "code_a": self.code_a, "code_b": self.code_b,
+                "value_a": self.value_a, "value_b": self.value_b, "cause": self.cause}
 
 
 @dataclass
@@ -124,7 +126,8 @@ class LayerParity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"depth": self.depth, "layer": self.layer, "tensor": self.tensor, "op": self.op,
-                "elements": self.elements, "identical": self.identical, "share_identical": self.share_identical,
+                "elements": self.elements, "identical": self.identical,
+                "share_identical": self.share_identical,
                 "max_lsb": self.max_lsb, "mean_lsb": self.mean_lsb, "sqnr_db": _finite(self.sqnr_db),
                 "coarse_scale": self.coarse_scale, "histogram": self.histogram, "causes": self.causes,
                 "method": self.method, "examples": [e.to_dict() for e in self.examples]}
@@ -255,8 +258,8 @@ class ParityReport:
         except OSError as exc:
             raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
         _atomic_write(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
-        cols = ["a", "b", "depth", "layer", "tensor", "op", "elements", "identical", "share_identical", "max_lsb",
-                "mean_lsb", "sqnr_db", "method", "histogram", *[f"cause_{k}" for k in CAUSES]]
+        cols = ["a", "b", "depth", "layer", "tensor", "op", "elements", "identical", "share_identical",
+                "max_lsb", "mean_lsb", "sqnr_db", "method", "histogram", *[f"cause_{k}" for k in CAUSES]]
         _atomic_write(out / "layers.csv", _csv(cols, self.layer_rows()))
         names = [t.name for t in self.targets]
         _atomic_write(out / "flips.csv", _csv(["index", *names], self.flip_rows()))
@@ -302,19 +305,19 @@ class _TargetRun:
     ints: dict[str, np.ndarray]
     x: np.ndarray  # float inputs (for the input quantization analysis)
     by_output: dict[str, LayerPlan]
+    _deq_cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.target.name
-
-    _deq_cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     def deq(self, t: str, q: np.ndarray | None = None) -> np.ndarray:
         """Dequantized values in float64 (exact: an 8/16-bit code times a float32 scale)."""
         if q is None and t in self._deq_cache:
             return self._deq_cache[t]
         a = self.qm.act[t]
-        v = ((self.ints[t] if q is None else q).astype(np.float64) - a.zero_point) * float(np.float32(a.scale))
+        codes = self.ints[t] if q is None else q
+        v = (codes.astype(np.float64) - a.zero_point) * float(np.float32(a.scale))
         if q is None:
             self._deq_cache[t] = v
         return v
@@ -351,12 +354,13 @@ def _accumulate(qm: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: bool)
             mode = "FBGEMM_DW_PAIRS"
         return _core.depthwise_conv2d_s32(x, np.ascontiguousarray(c["w_int"]), list(a["strides"]),
                                           list(a["dilations"]), list(a["pads"]), depth_multiplier=mult,
-                                          x_zero_point=c["x_zero_point"], mode=getattr(_core.DepthwiseMode, mode))
+                                          x_zero_point=c["x_zero_point"],
+                                          mode=getattr(_core.DepthwiseMode, mode))
     mode = "exact" if exact else (impl.gemm or "exact")
     if p.op_kind == "Conv2D":
         return _core.conv2d_s32(x, c["w_int"], x_zero_point=c["x_zero_point"], strides=tuple(a["strides"]),
-                                dilations=tuple(a["dilations"]), pads=tuple(a["pads"]), groups=a.get("groups", 1),
-                                mode=mode)
+                                dilations=tuple(a["dilations"]), pads=tuple(a["pads"]),
+                                groups=a.get("groups", 1), mode=mode)
     lead = x.shape[:-1]
     acc = _core.gemm_s32(np.ascontiguousarray(x.reshape(-1, x.shape[-1])), c["w_int"],
                          a_zero_point=c["x_zero_point"], mode=mode)
@@ -378,13 +382,16 @@ def _tie_of_weighted(p: LayerPlan, acc: np.ndarray) -> np.ndarray:
         return _dyadic_tie(total, np.int64(n))
     if scheme in ("fixed_point_double", "fixed_point_single"):
         v = acc + c["bias"].astype(np.int64)
-        num = v * c["M"].astype(np.int64)  # |v| < 2^31, M < 2^31: fits int64
-        return _dyadic_tie(num, 31 - c["shift"].astype(np.int64))
+        fits = np.abs(v) < 2**31  # then |v·M| < 2^62: exact in int64
+        num = np.where(fits, v, 0) * c["M"].astype(np.int64)
+        return fits & _dyadic_tie(num, 31 - c["shift"].astype(np.int64))
     if scheme == "float_scale":
-        prec = dict(p.impl.requant.params).get("precision", "float32")
-        ft = np.float32 if prec == "float32" else np.float64
-        r = (acc + c["bias"].astype(np.int64)).astype(ft) * np.asarray(c["multiplier"]).astype(ft)
-        r = r.astype(np.float64)
+        rp = dict(p.impl.requant.params)
+        ft = np.float32 if rp.get("precision", "float32") == "float32" else np.float64
+        v = (acc + c["bias"].astype(np.int64)).astype(ft)
+        m = np.asarray(c["multiplier"]).astype(ft)
+        # the value the engine rounds: one float32 (or float64) operation, as the simulator's kernel does
+        r = (v / m if rp.get("apply", "multiply") == "divide" else v * m).astype(np.float64)
         return (r - np.floor(r)) == 0.5
     return np.zeros(acc.shape, bool)
 
@@ -416,7 +423,8 @@ def _quantize_tie(y: np.ndarray, q: ActQuant, formula: str) -> np.ndarray:
 # Receptive fields
 
 
-def _propagate_mask(node: Node, graph: Graph, masks: list[np.ndarray], out_shape: tuple[int, ...]) -> np.ndarray:
+def _propagate_mask(node: Node, graph: Graph, masks: list[np.ndarray],
+                    out_shape: tuple[int, ...]) -> np.ndarray:
     """Which output elements of ``node`` read at least one True element of its activation inputs."""
     n = out_shape[0]
     try:
@@ -550,7 +558,8 @@ class _LayerAnalysis:
         if p.mode == "integer" and p.op_kind in _WEIGHTED and "w_int" in p.consts:
             x = ints[p.node.inputs[0]]
             acc = _accumulate(qm, p, x, exact=False)
-            exact_needed = (p.impl.gemm or "exact") != "exact" or p.impl.depthwise_saturation not in (None, "none")
+            exact_needed = (p.impl.gemm or "exact") != "exact" or \
+                p.impl.depthwise_saturation not in (None, "none")
             if exact_needed:
                 self.sat = acc != _accumulate(qm, p, x, exact=True)
             self.tie = _tie_of_weighted(p, acc)
@@ -586,7 +595,8 @@ def _compare_layer(depth: int, t: str, ra: _TargetRun, rb: _TargetRun, graph: Gr
     diff = diff_t
     coarse = max(float(np.float32(qa.scale)), float(np.float32(qb.scale)))
     pa, pb = ra.by_output.get(t), rb.by_output.get(t)
-    op = graph.producer(t).op if graph.producer(t) is not None else "Input"
+    node_t = graph.producer(t)
+    op = pa.op_kind if pa is not None else node_t.op if node_t is not None else "Input"
     if not diff.any():  # the common case between close targets: nothing to label
         d_max = float(np.abs(va - vb).max()) / coarse if va.size else 0.0
         return LayerParity(depth, _layer_name(pa, t), t, op, int(va.size), int(va.size), d_max, 0.0, math.inf,
@@ -619,7 +629,8 @@ def _compare_layer(depth: int, t: str, ra: _TargetRun, rb: _TargetRun, graph: Gr
             b_codes = rb.ints[t]
         causes[diff & ~local] = names.index("propagated")
         if local.any():
-            _label_local(causes, local, t, ra, pa, a_ints, rb, pb, b_ints, ra.ints[t], b_codes, va, b_vals, graph)
+            _label_local(causes, local, t, ra, pa, a_ints, rb, pb, b_ints, ra.ints[t], b_codes, va, b_vals,
+                         graph)
     counts = {names[i]: int(c) for i, c in zip(*np.unique(causes[causes >= 0], return_counts=True))}
     counts = {k: counts[k] for k in CAUSES if k in counts}
     ex = []
@@ -637,8 +648,9 @@ def _compare_layer(depth: int, t: str, ra: _TargetRun, rb: _TargetRun, graph: Gr
 
 
 def _label_local(causes: np.ndarray, local: np.ndarray, t: str, ra: _TargetRun, pa: LayerPlan | None,
-                 a_ints: dict[str, np.ndarray], rb: _TargetRun, pb: LayerPlan | None, b_ints: dict[str, np.ndarray],
-                 a_codes: np.ndarray, b_codes: np.ndarray, va: np.ndarray, vb: np.ndarray, graph: Graph) -> None:
+                 a_ints: dict[str, np.ndarray], rb: _TargetRun, pb: LayerPlan | None,
+                 b_ints: dict[str, np.ndarray], a_codes: np.ndarray, b_codes: np.ndarray, va: np.ndarray,
+                 vb: np.ndarray, graph: Graph) -> None:
     names = list(CAUSES)
     open_ = local.copy()
 
@@ -691,7 +703,8 @@ def _dependency_masks(graph: Graph, common: list[str], diff: dict[str, np.ndarra
     return dep
 
 
-def compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5, examples: int = 3) -> PairParity:
+def compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5,
+                 examples: int = 3) -> PairParity:
     """Compare two simulated targets tensor by tensor and end to end."""
     order = [i.name for i in graph.inputs] + [p.output for p in ra.qm.plans if p.mode != "fused"]
     common = [t for t in order if t in ra.ints and t in rb.ints and t in ra.qm.act and t in rb.qm.act
@@ -699,7 +712,8 @@ def compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5
     diff = {t: ~_identical(ra.deq(t), rb.deq(t)) for t in common}
     shapes = {t: v.shape for t, v in ra.ints.items()}
     n = next(iter(ra.ints.values())).shape[0]
-    for node in graph.nodes:  # tensors that exist on neither side (a producer fused on both) still route masks
+    # Tensors that exist on neither side (a producer fused on both) still route masks.
+    for node in graph.nodes:
         shapes.setdefault(node.outputs[0], (n, *graph.tensors[node.outputs[0]].shape[1:]))
     cache: dict[str, dict[str, np.ndarray]] = {}
 
@@ -732,7 +746,8 @@ def compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5
 
 
 def parity(graph: Graph, targets: Sequence[Target], *, inputs: np.ndarray | None = None,
-           calibration: np.ndarray | None = None, labels: np.ndarray | None = None, observer: str | None = None,
+           calibration: np.ndarray | None = None, labels: np.ndarray | None = None,
+           observer: str | None = None,
            limit: int | None = None, top_k: int = 5, examples: int = 3, threads: int = 1,
            progress: Callable[[str, int, int], None] | None = None) -> ParityReport:
     """Quantize ``graph`` for every target, simulate the same inputs and compare every pair of targets.
@@ -798,8 +813,8 @@ def parity(graph: Graph, targets: Sequence[Target], *, inputs: np.ndarray | None
     expect = tuple(graph.inputs[0].shape[1:])
     for what, arr in (("input", inputs), ("calibration", calibration)):
         if arr.ndim != len(expect) + 1 or tuple(arr.shape[1:]) != expect or len(arr) == 0:
-            raise HwsimError(f"{what}: expected shape (N, {', '.join(map(str, expect))}) with N >= 1 for input "
-                             f"'{graph.inputs[0].name}', got {tuple(arr.shape)}")
+            raise HwsimError(f"{what}: expected shape (N, {', '.join(map(str, expect))}) with N >= 1 for "
+                             f"input '{graph.inputs[0].name}', got {tuple(arr.shape)}")
     if labels is not None and len(labels) != len(inputs):
         raise HwsimError(f"labels: {len(labels)} labels for {len(inputs)} inputs")
 
@@ -828,10 +843,13 @@ def parity(graph: Graph, targets: Sequence[Target], *, inputs: np.ndarray | None
         pred = o.reshape(len(o), -1).argmax(-1) if classify else None
         if pred is not None:
             preds[r.name] = pred
-        acc = float(np.mean(pred == y)) if pred is not None and y is not None and len(y) == len(pred) else None
-        t1 = float(np.mean(ref.reshape(len(ref), -1).argmax(-1) == pred)) if ref is not None and classify else None
+        acc = t1 = None
+        if pred is not None and y is not None and len(y) == len(pred):
+            acc = float(np.mean(pred == y))
+        if ref is not None and classify:
+            t1 = float(np.mean(ref.reshape(len(ref), -1).argmax(-1) == pred))
         outcomes.append(TargetOutcome(r.name, r.target.family, acc, t1,
                                       [_layer_name(p, p.output) for p in r.qm.fallbacks]))
     pairs = [compare_pair(a, b, g, top_k=top_k, examples=examples) for a, b in combinations(runs, 2)]
-    return ParityReport(graph.name, int(len(inputs)), 0 if graph.quant else int(len(calibration)), top_k, outcomes,
-                        pairs, preds, acc_float, list(targets), {r.name: r.qm for r in runs})
+    return ParityReport(graph.name, int(len(inputs)), 0 if graph.quant else int(len(calibration)), top_k,
+                        outcomes, pairs, preds, acc_float, list(targets), {r.name: r.qm for r in runs})

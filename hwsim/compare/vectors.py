@@ -23,9 +23,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -272,7 +273,7 @@ def export_vectors(qm: QuantizedModel, inputs: np.ndarray, out_dir: str | os.Pat
                             "params": _json_safe(params)})
         manifest = {"format": VECTORS_FORMAT, "format_version": VECTORS_VERSION, "hwsim_version": __version__,
                     "model": {"name": qm.graph.name, "sha256": model_sha256}, "target": qm.target.name,
-                    "samples": int(len(inputs)), "vector_format": fmt, "word_bits": word_bits,
+                    "samples": len(inputs), "vector_format": fmt, "word_bits": word_bits,
                     "layers": entries}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         _usual_permissions(tmp)

@@ -58,16 +58,16 @@ def select_layers(graph: Graph, candidates: list[Node], layers: Iterable[str] | 
             raise CompressionError(f"layer '{name}': no such node in model '{graph.name}'")
         if name not in by_name:
             op = graph.node(name).op
-            raise CompressionError(f"layer '{name}' ({op}) cannot be {what}: only Conv2D and Dense layers with "
-                                   f"float weights can")
+            raise CompressionError(f"layer '{name}' ({op}) cannot be {what}: only Conv2D and Dense layers "
+                                   f"with float weights can")
     return [by_name[n] for n in names]
 
 
 def refuse_quantized(graph: Graph, method: str) -> None:
     """Compression works on float models; a pre-quantized graph must be compressed before quantization."""
     if graph.quant:
-        raise CompressionError(f"model '{graph.name}' is pre-quantized (it carries quant specs); {method} works on "
-                               f"float models: compress first, then quantize")
+        raise CompressionError(f"model '{graph.name}' is pre-quantized (it carries quant specs); {method} "
+                               f"works on float models: compress first, then quantize")
 
 
 def refuse_clustered(graph: Graph, method: str) -> None:

@@ -41,19 +41,27 @@ __all__ = ["check_clustered", "cluster_weights", "clustered_weights", "expand_cl
 _MAX_ITER = 100
 
 
-def kmeans_1d(values: np.ndarray, k: int, *, init: str = "linear", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def kmeans_1d(values: np.ndarray, k: int, *, init: str = "linear",
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cluster 1-D ``values`` into at most ``k`` centroids.
 
     Returns
     -------
     (centroids, labels)
         ``centroids`` sorted ascending (float64, no empty cluster), ``labels`` the index of each value's
-        centroid.
+        centroid. With at most ``k`` distinct values (bit patterns: ``-0.0`` and ``+0.0`` count as two) the
+        centroids are exactly those values.
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
+    v = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    # Distinct bit patterns, so that -0.0 and +0.0 stay apart and a small enough tensor comes back bitwise.
+    patterns, inverse = np.unique(v.view(np.uint64), return_inverse=True)
+    if patterns.size <= k:
+        vals = patterns.view(np.float64)
+        order = np.argsort(vals, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return vals[order], rank[inverse.ravel()]
     distinct = np.unique(v)
-    if distinct.size <= k:
-        return distinct, np.searchsorted(distinct, v)
     if init == "linear":
         c = np.linspace(distinct[0], distinct[-1], k)
     elif init == "kmeans++":
@@ -94,9 +102,10 @@ def _kmeans_pp(v: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.unique(np.asarray(centres))
 
 
-def cluster_weights(graph: Graph, bits: int, *, per_channel: bool = False, layers: Iterable[str] | None = None,
+def cluster_weights(graph: Graph, bits: int, *, per_channel: bool = False,
+                    layers: Iterable[str] | None = None,
                     init: str = "linear", seed: int = 0) -> Graph:
-    """Replace each selected layer's weight by ``2^bits`` shared values (k-means), stored as codebook + indices.
+    """Replace each selected layer's weight by ``2^bits`` shared values (k-means): codebook + indices.
 
     Parameters
     ----------
@@ -137,7 +146,8 @@ def cluster_weights(graph: Graph, bits: int, *, per_channel: bool = False, layer
         cb_name, idx_name = f"{wname}.codebook", f"{wname}.indices"
         for n in (cb_name, idx_name):
             if n in taken:
-                raise CompressionError(f"layer '{node.name}': cannot store the clustering, the name '{n}' is taken")
+                raise CompressionError(f"layer '{node.name}': cannot store the clustering, the name '{n}' "
+                                       f"is taken")
         if per_channel:
             rows = w.reshape(w.shape[0], -1)
             books, labels = [], []
@@ -146,9 +156,11 @@ def cluster_weights(graph: Graph, bits: int, *, per_channel: bool = False, layer
                 books.append(c.astype(np.float32))
                 labels.append(lab)
             width = max(b.size for b in books)
-            codebook = np.stack([np.concatenate([b, np.full(width - b.size, b[-1], np.float32)]) for b in books])
+            codebook = np.stack([np.concatenate([b, np.full(width - b.size, b[-1], np.float32)])
+                                 for b in books])
             indices = np.stack(labels).astype(np.uint8).reshape(w.shape)
-            dense = np.take_along_axis(codebook, indices.reshape(w.shape[0], -1).astype(np.int64), 1).reshape(w.shape)
+            flat = indices.reshape(w.shape[0], -1).astype(np.int64)
+            dense = np.take_along_axis(codebook, flat, 1).reshape(w.shape)
             clusters = [int(b.size) for b in books]
         else:
             c, lab = kmeans_1d(w, k, init=init, seed=seed)
@@ -166,8 +178,8 @@ def cluster_weights(graph: Graph, bits: int, *, per_channel: bool = False, layer
         record[node.name] = {"weight": wname, "clusters": clusters, "squared_error": err}
     g.metadata[CLUSTER_KEY] = table
     g.validate()
-    log_step(g, {"method": "cluster", "bits": int(bits), "per_channel": per_channel, "init": init, "seed": seed,
-                 "layers": record})
+    log_step(g, {"method": "cluster", "bits": int(bits), "per_channel": per_channel, "init": init,
+                 "seed": seed, "layers": record})
     return g
 
 
@@ -184,7 +196,8 @@ def _dense_from(graph: Graph, wname: str, entry: dict[str, Any]) -> np.ndarray:
         bits = int(entry["bits"])
         gran = entry["granularity"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise CompressionError(f"{where}: metadata entry is incomplete or names a missing parameter ({exc})") from None
+        raise CompressionError(f"{where}: metadata entry is incomplete or names a missing parameter "
+                               f"({exc})") from None
     if idx.dtype != np.uint8:
         raise CompressionError(f"{where}: indices '{entry['indices']}' must be uint8, got {idx.dtype}")
     if cb.dtype.kind != "f":
@@ -193,7 +206,8 @@ def _dense_from(graph: Graph, wname: str, entry: dict[str, Any]) -> np.ndarray:
     if k > 2 ** bits:
         raise CompressionError(f"{where}: codebook has {k} entries, more than 2^{bits}")
     if idx.size and int(idx.max()) >= k:
-        raise CompressionError(f"{where}: index {int(idx.max())} is out of range for a codebook of {k} entries")
+        raise CompressionError(f"{where}: index {int(idx.max())} is out of range for a codebook of "
+                               f"{k} entries")
     if gran == "per_tensor":
         if cb.ndim != 1:
             raise CompressionError(f"{where}: a per-tensor codebook must be 1-D, got shape {list(cb.shape)}")
@@ -217,8 +231,8 @@ def expand_clustered(graph: Graph) -> Graph:
     for wname, entry in clustered_weights(g).items():
         dense = _dense_from(g, wname, entry)
         if wname in g.params and g.params[wname].shape != dense.shape:
-            raise CompressionError(f"clustered weight '{wname}': indices have shape {list(dense.shape)} but the "
-                                   f"weight has {list(g.params[wname].shape)}")
+            raise CompressionError(f"clustered weight '{wname}': indices have shape {list(dense.shape)} "
+                                   f"but the weight has {list(g.params[wname].shape)}")
         g.params[wname] = np.ascontiguousarray(dense)
     g.validate()
     return g
@@ -229,8 +243,9 @@ def check_clustered(graph: Graph) -> None:
     for wname, entry in clustered_weights(graph).items():
         dense = _dense_from(graph, wname, entry)
         w = graph.params.get(wname)
-        if w is None or w.shape != dense.shape or not np.array_equal(w.view(np.uint32) if w.dtype == np.float32
-                                                                      else w, dense.view(np.uint32)):
+        same = w is not None and w.dtype == np.float32 and w.shape == dense.shape \
+            and np.array_equal(w.view(np.uint32), dense.view(np.uint32))
+        if not same:
             raise CompressionError(f"clustered weight '{wname}' differs from its codebook[indices]; run "
                                    f"hwsim.compress.expand_clustered")
 
@@ -238,7 +253,8 @@ def check_clustered(graph: Graph) -> None:
 def quantized_codebook(codebook: np.ndarray, scale: np.ndarray | float, qmin: int, qmax: int) -> np.ndarray:
     """The integer codebook for weight scale(s) ``scale``: round-half-to-even ``codebook / scale`` clipped to
     ``[qmin, qmax]`` (per-channel codebooks take one scale per row). The simulator's own rounding of the
-    expanded weight gives ``q(codebook)[indices]`` for its target's rounding rule; this helper is for reports."""
+    expanded weight gives ``q(codebook)[indices]`` for its target's rounding rule; this helper is for
+    reports."""
     cb = np.asarray(codebook, np.float64)
     s = np.asarray(scale, np.float64)
     if cb.ndim == 2:

@@ -2,7 +2,8 @@
 
 * **Dense** ``W [out, in] ≈ B·A`` with ``A = S_r·V_rᵀ [r, in]`` and ``B = U_r [out, r]``: two Dense layers
   ``in → r → out`` (the bias stays on the second).
-* **Conv2D, mode "channel"** (groups 1): ``W`` as a matrix ``[O, KH·KW·I]`` (one row per filter) ``≈ U_r·(S_r·V_rᵀ)``:
+* **Conv2D, mode "channel"** (groups 1): ``W`` as a matrix ``[O, KH·KW·I]`` (one row per filter)
+  ``≈ U_r·(S_r·V_rᵀ)``:
   a KH×KW convolution with ``r`` filters (same strides, pads, dilations) followed by a 1×1 convolution
   ``r → O`` carrying the bias.
 * **Conv2D, mode "spatial"** (groups 1, KH > 1 and KW > 1): ``W`` as a matrix ``M[(i, kh), (o, kw)]``
@@ -88,10 +89,10 @@ def factorize(graph: Graph, *, energy: float | None = None, ratio: float | None 
     """
     if mode not in ("channel", "spatial"):
         raise CompressionError(f"mode must be 'channel' or 'spatial', got {mode!r}")
-    if (energy is None) == (ratio is None) and not ranks:
-        raise CompressionError("give exactly one of energy or ratio (or explicit ranks)")
     if energy is not None and ratio is not None:
         raise CompressionError("give energy or ratio, not both")
+    if energy is None and ratio is None and not ranks:
+        raise CompressionError("give exactly one of energy or ratio (or explicit ranks)")
     if energy is not None:
         energy = check_fraction(energy, "energy", low_open=True, high_open=False)
     if ratio is not None:
@@ -111,7 +112,8 @@ def factorize(graph: Graph, *, energy: float | None = None, ratio: float | None 
     for name in ranks:
         if name not in names:
             select_layers(graph, candidates, [name], "factorised")
-            raise CompressionError(f"layer '{name}': has an explicit rank but is not among the selected layers")
+            raise CompressionError(f"layer '{name}': has an explicit rank but is not among the selected "
+                                   f"layers")
     users: dict[str, int] = {}
     for n in graph.nodes:
         for t in n.inputs:
@@ -136,8 +138,9 @@ def factorize(graph: Graph, *, energy: float | None = None, ratio: float | None 
             if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1:
                 raise CompressionError(f"layer '{node.name}': rank must be a positive integer, got {r!r}")
             if r > full:
-                raise CompressionError(f"layer '{node.name}': rank {r} is larger than the layer allows (full rank "
-                                       f"{full} for its {mat.shape[0]}x{mat.shape[1]} {m_mode} matrix)")
+                raise CompressionError(f"layer '{node.name}': rank {r} is larger than the layer allows "
+                                       f"(full rank {full} for its {mat.shape[0]}x{mat.shape[1]} "
+                                       f"{m_mode} matrix)")
         elif energy is not None:
             cum = np.cumsum(e) / total if total > 0 else np.ones_like(e)
             r = full if energy >= 1.0 else int(np.searchsorted(cum, energy - 1e-12) + 1)

@@ -55,7 +55,6 @@ import numpy as np
 
 from hwsim.compress._common import (CompressionError, check_fraction, log_step, refuse_clustered,
                                     refuse_quantized, select_layers, weighted_nodes)
-from hwsim.emulate.float_ref import run_float
 from hwsim.graph import Graph, Node
 
 __all__ = ["ChannelAnalysis", "analyze_channels", "prune_structured", "prune_unstructured", "sparsity_of"]
@@ -427,7 +426,8 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
         roots = [r for r in groups_of.get(c, []) if a.pin_reason(groups[r]) is None]
         scores = []
         for r in roots:
-            s = [norms[a.owner[m][0]][a.owner[m][1]] / (norms[a.owner[m][0]].mean() or 1.0) for m in groups[r]]
+            s = [norms[a.owner[m][0]][a.owner[m][1]] / (norms[a.owner[m][0]].mean() or 1.0)
+                 for m in groups[r]]
             scores.append(float(np.mean(s)))
         target = int(np.floor(ratio * len(roots) + 0.5))
         remaining = {p: int(a.ids[graph.node(p).outputs[0]].size) for p in clusters[c]}
@@ -454,7 +454,8 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
     if ratio == 0 or not pruned:
         g = graph.copy()
         g.validate()
-        log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm, "correction": "none", "corrected_layers": [],
+        log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm, "correction": "none",
+                     "corrected_layers": [],
                      "layers": record})
         return g
 
@@ -471,7 +472,8 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
                 calibration = calibration[:calibration_limit]
             corrected = _correct_statistics(graph, g, a, pruned_mask, calibration, correction)
     log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm,
-                 "correction": correction if corrected else "none", "corrected_layers": corrected, "layers": record})
+                 "correction": correction if corrected else "none", "corrected_layers": corrected,
+                 "layers": record})
     return g
 
 
@@ -487,8 +489,8 @@ def _check_prunable(graph: Graph, a: ChannelAnalysis, groups, groups_of, cfind, 
         if node.op in ("Conv2D", "Dense"):
             raise CompressionError(f"layer '{name}' cannot be pruned: its weight is shared with another node "
                                    f"or is not a float parameter")
-        raise CompressionError(f"layer '{name}' ({node.op}) cannot be pruned: only Conv2D (groups=1) and Dense "
-                               f"layers produce prunable channels")
+        raise CompressionError(f"layer '{name}' ({node.op}) cannot be pruned: only Conv2D (groups=1) and "
+                               f"Dense layers produce prunable channels")
     roots = groups_of.get(cfind(name), [])
     mine = [r for r in roots if any(a.owner[m][0] == name for m in groups[r])]
     free = [r for r in mine if a.pin_reason(groups[r]) is None]
@@ -526,8 +528,8 @@ def _pre_activation(node: Node, env: dict[str, np.ndarray], params: dict[str, np
     return z.reshape(-1, z.shape[-1])
 
 
-def _correct_statistics(orig: Graph, g: Graph, a: ChannelAnalysis, pruned: np.ndarray, calibration: np.ndarray,
-                        kind: str) -> list[str]:
+def _correct_statistics(orig: Graph, g: Graph, a: ChannelAnalysis, pruned: np.ndarray,
+                        calibration: np.ndarray, kind: str) -> list[str]:
     """Restore, in execution order, the per-channel statistics of every Conv2D/Dense downstream of a pruned
     channel (module docstring): ``mean`` shifts the bias, ``affine`` also rescales the filter so that mean and
     standard deviation over the calibration set match the original model."""

@@ -5,7 +5,8 @@ figures come from one function, :func:`cost_columns` (``hwsim.cost.estimate``), 
 and low-rank factorisation through the graph's shapes. Two gains are *not* visible in shapes and are stated
 per target instead of being assumed:
 
-* **Unstructured sparsity.** Zero weights keep their shape; a target gains time only if it has a sparse kernel.
+* **Unstructured sparsity.** Zero weights keep their shape; a target gains time only if it has a sparse
+  kernel.
   :func:`sparse_support` says, per target family, whether one exists (none of the integer targets has one:
   the DPU MAC array, MLAS/fbgemm int8 GEMM and TFLite's int8 kernels are dense; XNNPACK's sparse inference
   covers float 1×1 convolutions only). With ``sparse=True`` the eligible layers of a supporting target are
@@ -39,8 +40,9 @@ __all__ = ["TARGET_COLUMNS", "compare_models", "cost_columns", "layers_csv", "mo
            "stored_weight_bytes", "targets_csv", "write_folder"]
 
 #: Columns of ``targets.csv`` (one row per target and model, "before" and "after").
-TARGET_COLUMNS = ("target", "family", "weight_bits", "which", "weight_bytes", "stored_bytes", "macs", "cycles",
-                  "device_latency_ms", "e2e_latency_ms", "speedup", "sparse_speedup_possible", "note")
+TARGET_COLUMNS = ("target", "family", "weight_bits", "which", "weight_bytes", "stored_bytes", "macs",
+                  "cycles", "device_latency_ms", "e2e_latency_ms", "speedup", "sparse_speedup_possible",
+                  "note")
 
 
 def sparse_support(target) -> tuple[bool, str]:
@@ -56,11 +58,13 @@ def sparse_support(target) -> tuple[bool, str]:
     if fam == "intel":
         return False, "no: onnxruntime MLAS / fbgemm int8 GEMM and convolution kernels are dense"
     if fam == "tflite" and not is_float:
-        return False, ("no: TFLite's int8 kernels (reference and XNNPACK) are dense; XNNPACK's sparse inference "
+        return False, ("no: TFLite's int8 kernels (reference and XNNPACK) are dense; XNNPACK's sparse "
+                       "inference "
                        "is float-only")
     if fam == "tflite" and is_float:
-        return True, ("only through XNNPACK sparse inference: float 1x1 convolutions whose weights are >= 2/3 "
-                      "zeros, in a model that fits XNNPACK's NCHW pattern; --sparse costs them at their nonzero "
+        return True, ("only through XNNPACK sparse inference: float 1x1 convolutions whose weights are "
+                      ">= 2/3 zeros, in a model that fits XNNPACK's NCHW pattern; --sparse costs them at "
+                      "their nonzero "
                       "MACs (an upper bound)")
     return False, f"no sparse kernel known for family '{fam}'"
 
@@ -82,7 +86,8 @@ def _sparse_view(graph: Graph) -> Graph:
 
 
 def cost_columns(graph: Graph, target, *, sparse: bool = False) -> dict[str, Any]:
-    """Cost figures of ``graph`` on ``target`` from the cost model: ``macs``, ``cycles``, ``device_latency_ms``,
+    """Cost figures of ``graph`` on ``target`` from the cost model: ``macs``, ``cycles``,
+    ``device_latency_ms``,
     ``e2e_latency_ms``, ``weight_bytes``; ``{"error": message}`` when the target cannot be estimated."""
     from hwsim.cost import estimate
 
@@ -146,7 +151,8 @@ def _accuracy(graph: Graph, sim_target, limit: int | None) -> dict[str, Any]:
         from hwsim.emulate.run import run_model
 
         rep = run_model(graph, sim_target, limit=limit)
-        return {"accuracy_float": rep.accuracy_float, "accuracy_sim": rep.accuracy_sim, "samples": rep.samples}
+        return {"accuracy_float": rep.accuracy_float, "accuracy_sim": rep.accuracy_sim,
+                "samples": rep.samples}
     x = ev["x"][:limit] if limit else ev["x"]
     y = ev.get("y")
     if y is None:
@@ -183,7 +189,8 @@ def compare_models(before: Graph, after: Graph, *, targets: list, sim_target=Non
     out["sim_target"] = None if sim_target is None else sim_target.name
     for t in targets:
         ok, why = sparse_support(t)
-        row: dict[str, Any] = {"target": t.name, "family": t.family, "weight_bits": int(t.numerics.weights.bits),
+        row: dict[str, Any] = {"target": t.name, "family": t.family,
+                               "weight_bits": int(t.numerics.weights.bits),
                                "sparse_speedup_possible": ok, "sparse_note": why}
         for which, g in (("before", before), ("after", after)):
             c = cost_columns(g, t, sparse=sparse and which == "after")
@@ -229,7 +236,8 @@ def targets_csv(report: dict[str, Any]) -> str:
 def layers_csv(report: dict[str, Any]) -> str:
     """``layers.csv``: the compression record, one row per layer."""
     rec = report.get("compression") or {}
-    rows = [{"layer": name, **{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items()}}
+    rows = [{"layer": name,
+             **{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items()}}
             for name, d in (rec.get("layers") or {}).items()]
     cols: list[str] = ["layer"]
     for r in rows:

@@ -13,8 +13,8 @@ from hwsim.graph import Graph
 __all__ = ["SWEEP_COLUMNS", "apply_method", "sweep", "sweep_csv"]
 
 #: Columns of the sweep table and CSV.
-SWEEP_COLUMNS = ("method", "setting", "value", "params", "nonzero_weights", "macs", "weight_bytes", "stored_bytes",
-                 "cycles", "e2e_latency_ms", "speedup", "accuracy_float", "accuracy_sim")
+SWEEP_COLUMNS = ("method", "setting", "value", "params", "nonzero_weights", "macs", "weight_bytes",
+                 "stored_bytes", "cycles", "e2e_latency_ms", "speedup", "accuracy_float", "accuracy_sim")
 
 
 def apply_method(graph: Graph, method: str, value: float | int, **options: Any) -> Graph:

@@ -165,8 +165,8 @@ class CosimResult:
             d = self.diff
             lines = [head + f"MISMATCH: {d.differing} of {d.elements} elements differ ({d.percent_differing:.3g}%), "
                      f"max |Δ| {d.max_abs_diff} LSB",
-                     f"first differing element at index {list(d.first_index)}: hwsim {d.first_expected}, "
-                     f"kernel {d.first_actual}",
+                     (f"first differing element at index {list(d.first_index)}: hwsim {d.first_expected}, "
+                      f"kernel {d.first_actual}"),
                      "Δ histogram (kernel − hwsim): " + histogram_text(d.histogram)]
         if self.output_diff is not None and self.diff.differing:
             lines.append(f"graph output with the kernel in place: {self.output_diff.differing} of "

@@ -110,6 +110,18 @@ def eltwise_add_dpu(a: np.ndarray, b: np.ndarray, fix_pos_a: int, fix_pos_b: int
     return np.array(out, dtype=a.dtype).reshape(a.shape)
 
 
+def hard_sigmoid_dpu(x: np.ndarray, fix_pos_in: int, fix_pos_out: int, *, qmin: int | None = None,
+                     qmax: int | None = None, rounding: Any = "HALF_UP") -> np.ndarray:
+    """DPU hard-sigmoid: clamp(q*2731 + 3*2731*2^p_in, 0, 2^32) / 2^(p_in + 14 - p_out), one rounding."""
+    lo, hi = _bounds(x.dtype, qmin, qmax)
+    out = []
+    for i, q in enumerate(x.ravel().tolist()):
+        tmp = _clamp(q * 2731 + 3 * 2731 * Fraction(2) ** fix_pos_in, 0, 1 << 32)
+        out.append(_clamp(round_rational(Fraction(tmp) / Fraction(2) ** (fix_pos_in + 14 - fix_pos_out), rounding, 0, i),
+                          lo, hi))
+    return np.array(out, dtype=x.dtype).reshape(x.shape)
+
+
 # ---------------------------------------------------------------------------------------------
 # Pooling (NHWC)
 

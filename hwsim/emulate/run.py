@@ -295,16 +295,17 @@ _WEIGHT_OPS = ("Conv2D", "Dense")
 
 
 def float_weights_graph(graph: Graph, bits: int) -> Graph:
-    """``graph`` with the weights of Conv2D/Dense layers rounded to float16 (RNE) and widened back to float32,
-    as TFLite's float16 post-training quantization stores them; the constant DEQUANTIZE to float32 is exact
-    (numerics A.1)."""
+    """``graph`` with the weights and biases of Conv2D/Dense layers rounded to float16 (RNE) and widened back to
+    float32, as TFLite's float16 post-training quantization stores them (the converter stores biases as
+    float16 too: measured on TF 2.21, tests/frontends/test_tflite_import.py); the constant DEQUANTIZE to float32
+    is exact (numerics A.1)."""
     if bits != 16:
         raise HwsimError(f"float target: only float16 weights are simulated, got {bits}-bit float weights")
     g = graph.copy()
     for node in g.nodes:
         if node.op in _WEIGHT_OPS:
-            w = node.inputs[1]
-            g.params[w] = g.params[w].astype(np.float16).astype(np.float32)
+            for p in node.inputs[1:3]:
+                g.params[p] = g.params[p].astype(np.float16).astype(np.float32)
     return g
 
 

@@ -38,7 +38,7 @@ from hwsim.targets import OpImpl, Target, TensorRole
 # Kernels of the target schema that this simulator runs in integer form. Any other kernel named by a target
 # runs as a float fallback and is reported as "no integer kernel in hwsim yet".
 INTEGER_KERNELS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool", "tflite_avg_pool",
-                   "dpu_avg_pool", "tflite_add", "dpu_add", "concat", "clamp", "pad", "copy", "transpose",
+                   "dpu_avg_pool", "tflite_add", "dpu_add", "mul", "concat", "clamp", "pad", "copy", "transpose",
                    "lut")
 
 _WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
@@ -701,6 +701,27 @@ def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQua
     if k == "tflite_add":
         a_q, b_q = act[node.inputs[0]], act[node.inputs[1]]
         c["params"] = _core_tflite_add_params(a_q, b_q, y_q)
+    elif k == "mul":
+        a_q, b_q = act[node.inputs[0]], act[node.inputs[1]] if node.inputs[1] in act else None
+        if b_q is None:
+            p.mode, p.reason = "fallback", "multiplication by a constant parameter (float32 instead)"
+            return
+        scheme = p.impl.requant.scheme if p.impl.requant is not None else "none"
+        if scheme in ("fixed_point_double", "fixed_point_single"):
+            from hwsim import numerics
+
+            c["params"] = numerics.tflite_mul_params(np.float32(a_q.scale), a_q.zero_point, np.float32(b_q.scale),
+                                                     b_q.zero_point, np.float32(y_q.scale), y_q.zero_point)
+            c["rounding"] = "single" if scheme == "fixed_point_single" else "double"
+        elif scheme == "float_scale":
+            # XNNPACK: float32(product) · float32(s_a·s_b/s_out), clamp in float, RNE, + zp (measured on all
+            # int8 pairs, tests/oracle/test_tflite_oracle.py::test_mul_all_pairs)
+            c["scale"] = np.float32(float(np.float32(a_q.scale)) * float(np.float32(b_q.scale))
+                                    / float(np.float32(y_q.scale)))
+        elif scheme == "pow2_shift" and None not in (a_q.fix_pos, b_q.fix_pos, y_q.fix_pos):
+            c["shift"] = a_q.fix_pos + b_q.fix_pos - y_q.fix_pos
+        else:
+            p.mode, p.reason = "fallback", f"no integer multiplication for requantization '{scheme}' (float32 instead)"
     elif k == "lut":
         fn = {"Sigmoid": "logistic", "Tanh": "tanh"}.get(node.op)
         if fn is None:
@@ -906,6 +927,22 @@ def _run_add(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], t
     return _core.add_int8_tflite(a, b, **prm, act_min=y_q.qmin, act_max=y_q.qmax)
 
 
+def _run_mul(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    node, c = p.node, p.consts
+    a, b = ints[node.inputs[0]], ints[node.inputs[1]]
+    if a.shape != b.shape:
+        return _run_fallback(model, p, ints)
+    a_q, b_q, y_q = model.act[node.inputs[0]], model.act[node.inputs[1]], model.act[p.output]
+    if "params" in c:
+        return _core.mul_int8_tflite(a, b, **c["params"], act_min=y_q.qmin, act_max=y_q.qmax, rounding=c["rounding"])
+    prod = ((a.astype(np.int32) - a_q.zero_point) * (b.astype(np.int32) - b_q.zero_point)).astype(np.int32)
+    if "scale" in c:
+        return _core.requantize_float(prod[..., None], np.float32(c["scale"]), y_q.zero_point, y_q.qmin, y_q.qmax,
+                                      clamp="before_rounding", out_dtype=y_q.dtype)[..., 0]
+    rounding = _rounding(dict(p.impl.requant.params).get("rounding", "HALF_UP"))
+    return _core.requantize_pow2(prod, c["shift"], 0, y_q.qmin, y_q.qmax, rounding=rounding, out_dtype=y_q.dtype)
+
+
 def _run_concat(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
     y_q = model.act[p.output]
     parts = []
@@ -953,6 +990,7 @@ _RUNNERS: dict[str, Callable[..., np.ndarray]] = {
     "dpu_avg_pool": _run_avg_pool,
     "tflite_add": _run_add,
     "dpu_add": _run_add,
+    "mul": _run_mul,
     "concat": _run_concat,
     "clamp": _run_clamp,
     "copy": _run_copy,

@@ -20,8 +20,8 @@ def _targets(*names):
 
 
 def _spec(scale, bits=8, signed=True, axis=None, n=1):
-    return QuantSpec(bits=bits, signed=signed, scale=np.full(n, scale, np.float32), zero_point=np.zeros(n, np.int64),
-                     axis=axis)
+    return QuantSpec(bits=bits, signed=signed, scale=np.full(n, scale, np.float32),
+                     zero_point=np.zeros(n, np.int64), axis=axis)
 
 
 def _tie_graph():
@@ -65,6 +65,19 @@ def test_rounding_tie_tflite_double_rounding_vs_onnxruntime_rne():
     assert conv1.histogram == {"0": 2, "1": 2}
 
 
+def test_rounding_tie_in_the_input_quantization_then_propagated():
+    # x / s = 0.5 and 2.5 at s = 1: TFLite's QUANTIZE rounds half away from zero (1, 3), onnxruntime's
+    # QuantizeLinear half to even (0, 2) (numerics section 7); −1.5 is −2 on both. conv1 only carries the
+    # difference on.
+    x = np.array([[[[0.5, 0], [2.5, 0]], [[1, 1], [-1.5, 0]]]], np.float32)
+    rep = parity(_tie_graph(), _targets("arm_tflite", "intel_int8"), inputs=x)
+    first = rep.pairs[0].first_divergent
+    assert first.tensor == "x" and first.method == "input" and first.causes == {"rounding_tie": 2}
+    conv1 = rep.pairs[0].layers[1]
+    assert conv1.method == "replay" and set(conv1.causes) <= {"propagated", "rounding_tie"}
+    assert conv1.causes.get("propagated", 0) >= 1
+
+
 def _dense_graph(weights, name="sat"):
     b = GraphBuilder(name)
     x = b.input("x", (1, weights.shape[1]))
@@ -77,7 +90,8 @@ def test_int16_pair_saturation_avx2_vs_vnni():
     # u8 codes near 255: 2·255·127 = 64770 saturates VPMADDUBSW's int16 sum (numerics B.1) on channel 0 only.
     g = _dense_graph(np.array([[1.0, 1.0], [1.0, -1.0]]))
     rng = np.random.default_rng(3)
-    calib = np.concatenate([rng.uniform(0, 1, (32, 2)), [[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]]).astype(np.float32)
+    corners = [[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
+    calib = np.concatenate([rng.uniform(0, 1, (32, 2)), corners]).astype(np.float32)
     x = np.array([[1.0, 1.0], [0.99, 0.98], [0.1, 0.2], [1.0, 0.0]], np.float32)
     rep = parity(g, _targets("intel_int8", "intel_int8_avx2"), inputs=x, calibration=calib)
     fc = rep.pair("intel_int8", "intel_int8_avx2").layers[-1]
@@ -159,7 +173,8 @@ def test_lenet_report_serialises(lenet_all, tmp_path):
     doc = json.loads(json.dumps(rep.to_dict()))
     assert len(doc["summary"]["pairs"]) == len(rep.pairs)
     out = rep.write_folder(tmp_path / "run")
-    assert sorted(f.name for f in out.iterdir()) == ["flips.csv", "layers.csv", "summary.json", "targets.yaml"]
+    files = ["flips.csv", "layers.csv", "summary.json", "targets.yaml"]
+    assert sorted(f.name for f in out.iterdir()) == files
     lines = (out / "layers.csv").read_text().splitlines()
     assert lines[0].startswith("a,b,depth,layer,tensor") and len(lines) > len(rep.pairs)
 
@@ -221,8 +236,7 @@ def test_clipping_at_the_output_range():
     calib = np.concatenate([c, -c / 2], axis=1).astype(np.float32)
     calib[0] = [-1.0, 127 / 128]
     xs = np.array([[0.9, 0.9], [0.75, 0.75]], np.float32)
-    rep = parity(g := b.build(), _targets("fpga_dpu", "arm_tflite"), inputs=xs, calibration=calib)
-    assert g.name == "clip"
+    rep = parity(b.build(), _targets("fpga_dpu", "arm_tflite"), inputs=xs, calibration=calib)
     fc = rep.pairs[0].layers[-1]
     assert fc.method == "replay" and fc.causes == {"clipping": 2}
 
@@ -243,3 +257,11 @@ def test_activation_approximation_dpu_leaky_relu_vs_float():
     leaky = p.layers[-1]
     assert leaky.layer == "conv+LeakyReLU" and leaky.differing > 0
     assert leaky.causes == {"activation": leaky.differing}
+
+
+def test_every_cause_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "parity.md").read_text(encoding="utf-8")
+    for cause in CAUSES:
+        assert f"`{cause}`" in doc, cause

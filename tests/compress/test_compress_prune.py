@@ -1,4 +1,4 @@
-"""Pruning: unstructured magnitude pruning and structured pruning with graph surgery (hwsim.compress.prune)."""
+"""Pruning: unstructured magnitude pruning and structured pruning + graph surgery (hwsim.compress.prune)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwsim.compress import CompressionError, analyze_channels, prune_structured, prune_unstructured, sparsity_of
+from hwsim.compress import (CompressionError, analyze_channels, prune_structured, prune_unstructured,
+                            sparsity_of)
 from hwsim.cost import estimate
 from hwsim.emulate.float_ref import run_float
 from hwsim.graph import Graph, GraphBuilder, load_model, save_model
@@ -105,13 +106,14 @@ def test_structured_ratio_zero_is_bitwise_identity(lenet):
 
 def test_structured_lenet_30_percent(lenet, tmp_path):
     g = prune_structured(lenet, 0.3)
-    # round(0.3 * n) filters go: conv1 6 -> 4, conv2 16 -> 11, fc1 120 -> 84, fc2 84 -> 59; fc3 feeds the output
+    # round(0.3 * n) filters go: conv1 6 -> 4, conv2 16 -> 11, fc1 120 -> 84, fc2 84 -> 59; fc3 is the output
     shapes = {n.name: g.params[n.inputs[1]].shape for n in g.nodes if n.op in ("Conv2D", "Dense")}
     assert shapes == {"conv1": (4, 5, 5, 1), "conv2": (11, 5, 5, 4), "fc1": (84, 5 * 5 * 11), "fc2": (59, 84),
                       "fc3": (10, 59)}
     assert g.tensors["fc3"].shape == lenet.tensors["fc3"].shape
     rec = g.metadata["compression"][-1]
-    assert rec["layers"]["conv2"]["channels_after"] == 11 and len(rec["layers"]["conv2"]["pruned_channels"]) == 5
+    assert rec["layers"]["conv2"]["channels_after"] == 11
+    assert len(rec["layers"]["conv2"]["pruned_channels"]) == 5
     assert rec["correction"] == "affine" and rec["corrected_layers"] == ["conv2", "fc1", "fc2", "fc3"]
     acc = _accuracy(g)
     assert acc >= 0.95, acc  # 97.5% measured (97.8% unpruned)
@@ -214,7 +216,7 @@ def _masked_original(g0: Graph, pruned: Graph) -> Graph:
 
 
 def _independent_macs(g: Graph, x: np.ndarray) -> dict[str, int]:
-    """MACs of each Conv2D/Dense from the arrays the float reference actually produces and the weight shapes."""
+    """MACs of each Conv2D/Dense from the arrays the float reference produces and the weight shapes."""
     env = run_float(g, x, keep_intermediates=True)
     out = {}
     for n in g.nodes:

@@ -37,6 +37,7 @@ CALLS = {
     "add_float_scale": (np.ones(4, np.int8), np.ones(4, np.int8), 0.1, 0, 0.1, 0, 0.2, 0),
     "mul_float_scale": (np.ones(4, np.int8), np.ones(4, np.int8), 0.1, 0, 0.1, 0, 0.2, 0),
     "eltwise_add_dpu": (np.ones(4, np.int8), np.ones(4, np.int8), 3, 4, 2),
+    "hard_sigmoid_dpu": (np.ones(4, np.int8), 4, 7),
     "max_pool2d": (np.ones((1, 4, 4, 2), np.int8), 2),
     "avg_pool2d_tflite": (np.ones((1, 4, 4, 2), np.int8), 2),
     "avg_pool2d_dpu": (np.ones((1, 4, 4, 2), np.int8), 2),

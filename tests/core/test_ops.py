@@ -1,7 +1,6 @@
 """Element-wise ops, pooling and LUT activations equal their numpy twins; hand values from
 numerics.md A.5 (ADD multipliers), C.7 (DPU average-pool factors), C.8 (DPU eltwise add)."""
 
-import itertools
 
 import numpy as np
 import pytest
@@ -198,3 +197,15 @@ def test_ops_empty_and_noncontiguous(rng):
     x = rng.integers(-128, 128, (1, 8, 8, 4)).astype(np.int8)[:, ::2, :, ::2]
     np.testing.assert_array_equal(_core.max_pool2d(x, 2), ref_ops.max_pool2d(x, 2))
     assert _core.max_pool2d(np.zeros((0, 4, 4, 2), np.int8), 2).shape == (0, 2, 2, 2)
+
+
+# numerics.md C.6 / section 5: DPU hsigmoid vectors.
+@pytest.mark.parametrize("p_in,q,expected", [(4, 16, 85), (4, 48, 127), (4, -48, 0), (5, -37, 39)])
+def test_hard_sigmoid_dpu_section_c6_vectors(p_in, q, expected):
+    assert _core.hard_sigmoid_dpu(np.array([q], np.int8), p_in, 7)[0] == expected
+
+
+@pytest.mark.parametrize("p_in,p_out", [(0, 7), (4, 7), (5, 8), (2, 12), (7, 7)])
+def test_hard_sigmoid_dpu_all_codes_equal_twin(p_in, p_out):
+    x = np.arange(-128, 128, dtype=np.int8)
+    np.testing.assert_array_equal(_core.hard_sigmoid_dpu(x, p_in, p_out), ref_ops.hard_sigmoid_dpu(x, p_in, p_out))

@@ -8,14 +8,13 @@ import subprocess
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from golden_helpers import LENET, ROOT
 
 from hwsim.cli import cli
 from hwsim.cosim import ABI_VERSION, CosimError, _cffi, cosim_layer, load_kernel
 from hwsim.emulate.simulator import quantize_for_target, simulate
 from hwsim.graph import load_model
 from hwsim.targets import load_target
-
-from conftest import LENET, ROOT
 
 INCLUDE = ROOT / "include"
 EXAMPLES = ROOT / "examples" / "cosim"
@@ -150,8 +149,45 @@ def test_cdef_matches_the_compiled_header(tmp_path):
             assert ffi.offsetof(s, n) == int(value), key
         else:
             assert ffi.sizeof(key) == int(value), key
-    header = (INCLUDE / "hwsim_kernel.h").read_text()
-    for s, names in fields.items():  # same field order in the header text
-        body = header.split(f"typedef struct {s} {{", 1)[1].split("}", 1)[0]
-        positions = [body.find(f" {n}") if f" {n}[" not in body else body.find(f" {n}[") for n in names]
-        assert positions == sorted(positions) and min(positions) >= 0, s
+
+
+def test_missing_cffi_is_a_missing_extra_error(libs, monkeypatch):
+    import sys
+
+    from hwsim.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "cffi", None)  # import cffi now raises ImportError
+    with pytest.raises(MissingExtraError, match=r"hwsim\[cosim\]"):
+        load_kernel(libs["good"])
+    r = CliRunner().invoke(cli, ["cosim", "--kernel", str(libs["good"]), "--layer", "conv1", "-t", "arm_tflite",
+                                 str(LENET)])
+    assert r.exit_code == 2 and "pip install 'hwsim[cosim]'" in r.output
+
+
+def _conv_zoo_graph(rng):
+    """Depthwise (multiplier 2, stride 2, asymmetric pads, dilation 2), grouped conv and a dense head."""
+    from hwsim.graph import GraphBuilder
+
+    b = GraphBuilder("convs")
+    x = b.input("x", (1, 11, 9, 4))
+    y = b.depthwise_conv2d(x, rng.normal(0, 0.5, (8, 3, 3, 1)).astype(np.float32),
+                           rng.normal(0, 0.1, 8).astype(np.float32), strides=(2, 2), pads=(1, 2, 2, 0),
+                           dilations=(2, 1), name="dw")
+    y = b.relu6(y, name="dw_relu6")
+    y = b.conv2d(y, rng.normal(0, 0.3, (6, 2, 3, 4)).astype(np.float32), rng.normal(0, 0.1, 6).astype(np.float32),
+                 pads=(0, 1, 1, 1), groups=2, name="grouped")
+    y = b.flatten(y, name="flat")
+    n = int(np.prod(b.shape(y)[1:]))
+    y = b.dense(y, rng.normal(0, 0.2, (5, n)).astype(np.float32), None, name="head")
+    b.output(y)
+    return b.build()
+
+
+@pytest.mark.parametrize("target", ["arm_tflite", "fpga_dpu", "intel_int8"])
+@pytest.mark.parametrize("layer", ["dw", "grouped", "head"])
+def test_example_kernel_on_depthwise_grouped_and_biasless_layers(libs, rng, target, layer):
+    g = _conv_zoo_graph(rng)
+    x = rng.normal(0, 1, (5, 11, 9, 4)).astype(np.float32)
+    qm = quantize_for_target(g, load_target(target), x)
+    res = cosim_layer(load_kernel(libs["good"]), qm, layer, x)
+    assert res.matches, res.describe()

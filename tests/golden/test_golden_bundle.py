@@ -1,4 +1,5 @@
 """Golden bundles: record → check, and every way a check must fail (docs/golden.md, "Golden bundles")."""
+# ruff: noqa: F811  (pytest fixtures imported from golden_helpers are parameters here)
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from golden_helpers import LENET, bundle, recorded  # noqa: F401  (fixtures)
 
 from hwsim.cli import cli
 from hwsim.compare.golden import (
@@ -22,8 +24,6 @@ from hwsim.compare.golden import (
 from hwsim.emulate.simulator import quantize_for_target, simulate
 from hwsim.graph import load_model
 from hwsim.targets import load_target
-
-from conftest import LENET
 
 
 def run(*args: str):
@@ -151,7 +151,7 @@ def test_topk_policy_judges_graph_outputs(bundle):
     assert r.exit_code == 1 and "top-1 agreement 75%" in r.output
 
 
-@pytest.mark.parametrize("damage", ["manifest", "model", "inputs", "layer_file", "manifest_json"])
+@pytest.mark.parametrize("damage", ["manifest", "model", "inputs", "layer_file", "manifest_json", "escaping_path"])
 def test_incomplete_bundle_is_exit_2(bundle, damage):
     doc = manifest(bundle)
     if damage == "manifest":
@@ -162,6 +162,9 @@ def test_incomplete_bundle_is_exit_2(bundle, damage):
         (bundle / "inputs.npy").unlink()
     elif damage == "layer_file":
         (bundle / doc["layers"][3]["file"]).unlink()
+    elif damage == "escaping_path":
+        doc["layers"][2]["file"] = "../../etc/passwd"
+        (bundle / "manifest.json").write_text(json.dumps(doc))
     else:
         (bundle / "manifest.json").write_text("{not json")
     before = snapshot(bundle)
@@ -263,3 +266,15 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_frozen_model_records_the_same_fingerprint(recorded, tmp_path):
+    """Recording the bundle's own frozen (pre-quantized) model on its inputs gives identical integers."""
+    out = tmp_path / "again"
+    r = run("golden", "record", "-t", "arm_tflite", recorded / "model.npz", "-o", out, "--input",
+            recorded / "inputs.npy")
+    assert r.exit_code == 0, r.output
+    assert manifest(out)["fingerprint"] == manifest(recorded)["fingerprint"]
+    assert "calibration" not in manifest(out)["files"]
+    r = run("golden", "check", recorded, "--model", recorded / "model.npz")
+    assert r.exit_code == 0, r.output

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from golden_helpers import LENET
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +28,6 @@ from hwsim.emulate.simulator import quantize_for_target
 from hwsim.errors import HwsimError
 from hwsim.graph import load_model
 from hwsim.targets import load_target
-
-from conftest import LENET
 
 
 def _ref_pack(values, bits, word_bits):

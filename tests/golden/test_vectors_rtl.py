@@ -11,13 +11,12 @@ import shutil
 import subprocess
 
 import pytest
+from golden_helpers import LENET, ROOT
 
 from hwsim.compare.vectors import export_vectors
 from hwsim.emulate.simulator import quantize_for_target
 from hwsim.graph import load_model
 from hwsim.targets import load_target
-
-from conftest import LENET, ROOT
 
 spec = importlib.util.spec_from_file_location("run_tb", ROOT / "examples" / "rtl" / "run_tb.py")
 run_tb = importlib.util.module_from_spec(spec)
@@ -54,5 +53,5 @@ def test_testbench_fails_on_a_wrong_expected_output(vectors, tmp_path):
 
 
 def test_iverilog_is_the_debian_one():
-    out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True).stdout
+    out = subprocess.run(["iverilog", "-V"], check=True, capture_output=True, text=True).stdout
     assert "Icarus Verilog" in out

@@ -55,8 +55,32 @@ MIN_SAMPLES, MIN_VALUES = 64, 1 << 16
 # more rows for it.
 MORE_VALUES = {"softmax": 1 << 18}
 
-# Known gaps in code this test does not own, each diagnosed in the helper report; strict, so a fix shows.
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
+# Known gaps in code this test does not own (simulator kernels, target descriptions), each reproduced by an
+# engine-fact test at the end of this file; strict, so that a fix shows up as XPASS.
+_NO_KERNEL = ("hwsim.emulate.simulator has no integer kernel '{}' (INTEGER_KERNELS) and runs the op as "
+              "float32 fallback; the engine's formula is {} (test_{} below)")
+_SOFTMAX_REF = ("the gemmlowp fixed-point softmax of numerics A.9 (second bullet) under BUILTIN_REF, not the "
+                "float table arm_tflite.yaml ops.Softmax describes")
+_LEAKY_XNN = ("an 8-bit fixed-point multiply, not the fp32 requantization that arm_tflite_xnnpack.yaml "
+              "ops.LeakyReLU describes")
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("hard_swish", "arm_tflite"): _NO_KERNEL.format("tflite_hard_swish", "numerics A.8",
+                                                    "hard_swish_all_codes"),
+    ("hard_swish", "arm_tflite_xnnpack"): _NO_KERNEL.format(
+        "tflite_hard_swish", "numerics A.8 (XNNPACK equals the reference)", "hard_swish_all_codes"),
+    ("leaky_relu", "arm_tflite"): _NO_KERNEL.format("tflite_leaky_relu", "numerics A.7 LEAKY_RELU",
+                                                    "leaky_relu_all_codes"),
+    ("leaky_relu", "arm_tflite_xnnpack"): _NO_KERNEL.format("tflite_leaky_relu", _LEAKY_XNN,
+                                                            "leaky_relu_all_codes"),
+    ("mean", "arm_tflite"): _NO_KERNEL.format("tflite_mean", "numerics A.10", "mean_over_hw"),
+    ("mean_keepdims", "arm_tflite"): _NO_KERNEL.format("tflite_mean", "numerics A.10", "mean_over_hw"),
+    ("softmax", "arm_tflite"): _NO_KERNEL.format(
+        "tflite_softmax", _SOFTMAX_REF, "softmax_reference_is_fixed_point_and_default_is_float_table"),
+    ("add", "arm_tflite_xnnpack"): ("arm_tflite_xnnpack.yaml ops.Add inherits the reference ADD "
+                                    "(numerics A.5); XNNPACK's ADD uses 20-bit multipliers and one rounding "
+                                    "and differs on 2 of 65,536 int8 pairs at this model's scales "
+                                    "(test_add_all_pairs)"),
+}
 
 
 def _case(name: str, target: str):
@@ -416,8 +440,8 @@ def test_hard_swish_all_codes():
 def test_mean_over_hw():
     """MEAN over H, W of [1, 7, 7, 5] (49 values). Reference: numerics A.10 (M' = (M·2^sh) // N, double
     rounding). XNNPACK: float32 requantization of the centred sum,
-    rint(float32(Σq − N·zp_in) · float32(s_in / (N·s_out))) + zp_out, clamped first (measured; numerics.md
-    has none)."""
+    rint(float32(Σq − N·zp_in) · float32(s_in / (N·s_out))) + zp_out, clamped first (measured;
+    numerics.md has none)."""
     path = DATA / "mean_keepdims.tflite"
     rng = np.random.default_rng(20261125)
     x = rng.integers(-128, 128, size=400 * 245).astype(np.int8)

@@ -1,4 +1,8 @@
-"""Fixtures of the golden/vectors/cosim tests: LeNet-5 (examples/lenet5.npz) recorded once per module."""
+"""Paths and fixtures shared by the golden/vectors/cosim/testing tests.
+
+Not a conftest.py on purpose: tests elsewhere import ``conftest`` by name, and a second conftest module would
+shadow theirs. Test modules import the fixtures they use from here.
+"""
 
 from __future__ import annotations
 
