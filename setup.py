@@ -19,6 +19,7 @@ ext = Pybind11Extension(
     "hwsim._core",
     sorted(glob.glob("csrc/bindings/*.cc")),
     include_dirs=["csrc"],
+    depends=sorted(glob.glob("csrc/hwsim/*.h") + glob.glob("csrc/bindings/*.h")),  # header edits rebuild
     cxx_std=17,
     extra_compile_args=compile_args,
     extra_link_args=["-pthread"],

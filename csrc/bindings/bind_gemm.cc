@@ -150,7 +150,8 @@ GemmOptions parse_options(const py::object& mode, int64_t acc_bits, const py::ob
             throw py::value_error("isa '" + isa + "' is not supported by this CPU (see hwsim._core.cpu_features())");
     }
     if (threads < 0 || threads > 4096)
-        throw py::value_error("threads must be in [0, 4096] (0 = all hardware threads), got " + std::to_string(threads));
+        throw py::value_error("threads must be in [0, 4096] (0 = all hardware threads), got " +
+                              std::to_string(threads));
     opt.threads = static_cast<int>(threads);
     opt.count_overflow = count_overflow;
     return opt;
@@ -212,8 +213,8 @@ void bind_gemm(py::module_& m) {
         return d;
     }, R"doc(CPU features detected at run time (CPUID) and the GEMM ISAs usable here.
 
-Keys: avx2, fma, avx512f, avx512bw, avx512vl, avx512_vnni, avx_vnni, amx_int8, amx_permitted (bool); gemm_isas (list of the
-``isa`` values gemm_s32/conv2d_s32 accept besides "auto"); auto_isa (what "auto" picks);
+Keys: avx2, fma, avx512f, avx512bw, avx512vl, avx512_vnni, avx_vnni, amx_int8, amx_permitted (bool);
+gemm_isas (list of the ``isa`` values gemm_s32/conv2d_s32 accept besides "auto"); auto_isa (what "auto" picks);
 hardware_threads (what threads=0 means).)doc");
 
     m.def("measure_vpdpbusd_peak", [](int64_t threads, int64_t iterations) {
@@ -290,7 +291,8 @@ a: [M, K] uint8 or int8, C-contiguous (activations). b: [N, K] int8 C-contiguous
 channel) or a PackedWeights from pack_weights. a_zero_point in the dtype range of a; b_zero_point None,
 int or N ints in [-128, 127] (must be None for PackedWeights). mode: "exact" | "avx2_pairs" (or GemmMode);
 acc_bits in [8, 32]; overflow: "wrap" | "saturate" (or AccOverflow); isa: "auto" | "scalar" | "avx2" |
-"avx512_vnni" | "amx" (ValueError if this CPU lacks it; "amx" runs avx2_pairs on the AVX-512 kernel); threads: 0 = all hardware threads. The exact rules of
+"avx512_vnni" | "amx" (ValueError if this CPU lacks it; "amx" runs avx2_pairs on the AVX-512 kernel);
+threads: 0 = all hardware threads. The exact rules of
 every mode/accumulator/overflow count are in csrc/hwsim/gemm.h; all ISAs give identical integers.
 Returns the int32 array, or (array, overflow_count) when count_overflow=True.)doc");
 

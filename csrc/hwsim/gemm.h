@@ -83,7 +83,7 @@ namespace gemm_detail {
 
 constexpr int64_t kBlockK = 512;    // K block: one packed-B panel slice is 64 x 512 bytes = 32 KiB (L1)
 constexpr int64_t kBlockKAmx = 2048;  // AMX: longer K blocks amortise the tile store + add of C
-constexpr int64_t kMaxBlockM = 192;  // M block: packed A block of 192 x 512 bytes = 96 KiB (L2)
+constexpr int64_t kMaxBlockM = 192;  // M block: packed A block of 192 x 512 (AMX: 2048) bytes, in L2
 
 // Row stride of a packed A block: whole 64-byte AMX tile rows.
 inline int64_t a_block_stride(int64_t kc) { return (kc + 63) / 64 * 64; }
@@ -116,7 +116,7 @@ inline Tiling choose_tiling(int64_t m, int64_t panels, int threads) {
 }
 
 // Copies rows [m0, m0 + mr) x columns [k0, k0 + kc) of A into a row-major block (row stride
-// lda = kc rounded up to 64 bytes), adding +128 to int8 bit patterns (XOR 0x80) and zero padding to whole K-groups.
+// lda = kc rounded up to 64 bytes), adding +128 to int8 bit patterns (XOR 0x80), zero padding to lda.
 // row_sum[r] += sum of the a' values copied for row m0 + r.
 template <class Rows>
 void pack_a_block(const GemmActivations<Rows>& a, int64_t m0, int64_t mr, int64_t k0, int64_t kc, uint8_t* dst,
@@ -149,12 +149,12 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads));
     const int64_t n_items = t.m_tiles * t.n_tiles;
     const int workers = parallel_workers(n_items, threads);
-    const int64_t block_k = isa == GemmIsa::Amx && mode == GemmMode::Exact ? gemm_detail::kBlockKAmx : gemm_detail::kBlockK;
+    const bool amx_exact = isa == GemmIsa::Amx && mode == GemmMode::Exact;  // one kernel call per A block
+    const int64_t block_k = amx_exact ? gemm_detail::kBlockKAmx : gemm_detail::kBlockK;
     const int64_t kc_max = std::min<int64_t>(block_k, std::max<int64_t>(b.kp, kKGroup));
     // AMX tiles read A in 32-row steps: the block buffer has whole 32-row groups (spare rows are ignored).
     const int64_t a_block_bytes = (t.mc + 31) / 32 * 32 * gemm_detail::a_block_stride(kc_max);
-    const bool whole_block_kernel = isa == GemmIsa::Amx && mode == GemmMode::Exact;
-    const int64_t rows_per_call = whole_block_kernel ? t.mc : kMicroRows;
+    const int64_t rows_per_call = amx_exact ? t.mc : kMicroRows;
     std::vector<AlignedBuffer<uint8_t>> a_blocks;
     std::vector<std::vector<int32_t>> row_sums;
     for (int w = 0; w < workers; ++w) {
@@ -299,7 +299,8 @@ int64_t gemm_sequential_s32(const GemmActivations<Rows>& a, const PackedWeights&
 
 // max |a - a_zp| and max |a'| over all of A (a' = a, or a + 128 for int8 A), for overflow bounds.
 template <class Rows>
-void activation_bounds(const GemmActivations<Rows>& a, int threads, int64_t* max_abs_centered, int64_t* max_abs_shifted) {
+void activation_bounds(const GemmActivations<Rows>& a, int threads, int64_t* max_abs_centered,
+                       int64_t* max_abs_shifted) {
     // 256-entry presence table per worker: which byte values occur.
     const int64_t chunk = 64;
     const int64_t n_items = (a.m + chunk - 1) / chunk;

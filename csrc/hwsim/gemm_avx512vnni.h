@@ -29,7 +29,8 @@ HWSIM_TARGET_AVX512 inline __mmask16 column_mask(int n_valid, int z) {
 
 // R rows (1..6) x NZ zmm columns (1..4). kPairs selects the AVX2_PAIRS instruction sequence.
 template <int R, int NZ, bool kPairs>
-HWSIM_TARGET_AVX512 inline void kernel(const uint8_t* a, int64_t lda, int64_t groups, const int8_t* b, int32_t* c, int64_t ldc,
+HWSIM_TARGET_AVX512 inline void kernel(const uint8_t* a, int64_t lda, int64_t groups, const int8_t* b, int32_t* c,
+                                       int64_t ldc,
                                        int n_valid, bool accumulate) {
     __m512i acc[R][NZ];
 #pragma GCC unroll 6
@@ -86,8 +87,8 @@ HWSIM_TARGET_AVX512 inline void kernel_rows(const uint8_t* a, int64_t lda, int64
 }
 
 template <bool kPairs>
-HWSIM_TARGET_AVX512 void microkernel(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b, int32_t* c,
-                                     int64_t ldc, int n_valid, bool accumulate) {
+HWSIM_TARGET_AVX512 void microkernel(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b,
+                                     int32_t* c, int64_t ldc, int n_valid, bool accumulate) {
     switch (rows) {
         case 1: kernel_rows<1, kPairs>(a, lda, groups, b, c, ldc, n_valid, accumulate); break;
         case 2: kernel_rows<2, kPairs>(a, lda, groups, b, c, ldc, n_valid, accumulate); break;
@@ -103,14 +104,14 @@ HWSIM_TARGET_AVX512 void microkernel(const uint8_t* a, int64_t lda, int rows, in
 }  // namespace avx512_detail
 
 // EXACT with VPDPBUSD.
-inline void microkernel_exact_avx512vnni(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b, int32_t* c,
-                                         int64_t ldc, int n_valid, bool accumulate) {
+inline void microkernel_exact_avx512vnni(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b,
+                                         int32_t* c, int64_t ldc, int n_valid, bool accumulate) {
     avx512_detail::microkernel<false>(a, lda, rows, groups, b, c, ldc, n_valid, accumulate);
 }
 
 // AVX2_PAIRS with 512-bit VPMADDUBSW + VPMADDWD + VPADDD.
-inline void microkernel_pairs_avx512(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b, int32_t* c,
-                                     int64_t ldc, int n_valid, bool accumulate) {
+inline void microkernel_pairs_avx512(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b,
+                                     int32_t* c, int64_t ldc, int n_valid, bool accumulate) {
     avx512_detail::microkernel<true>(a, lda, rows, groups, b, c, ldc, n_valid, accumulate);
 }
 

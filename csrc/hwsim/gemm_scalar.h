@@ -21,8 +21,8 @@ using GemmMicroKernel = void (*)(const uint8_t* a, int64_t lda, int rows, int64_
 
 // EXACT: c[r, j] (+)= sum_k a'[r, k] * b[j, k] in int32 wrap-around arithmetic (each 4-product group is
 // exact: |sum| <= 4 * 255 * 128 < 2^31). Mirrors VPDPBUSD (which also wraps its int32 accumulate).
-inline void microkernel_exact_scalar(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b, int32_t* c,
-                                     int64_t ldc, int n_valid, bool accumulate) {
+inline void microkernel_exact_scalar(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b,
+                                     int32_t* c, int64_t ldc, int n_valid, bool accumulate) {
     for (int r = 0; r < rows; ++r) {
         uint32_t acc[kPanelCols] = {};
         for (int64_t g = 0; g < groups; ++g) {
@@ -42,8 +42,8 @@ inline void microkernel_exact_scalar(const uint8_t* a, int64_t lda, int rows, in
 
 // AVX2_PAIRS: c[r, j] (+)= sum_i sat16(a'[2i] * b[2i] + a'[2i+1] * b[2i+1]), the int16 saturation of
 // VPMADDUBSW on each adjacent pair, then exact int32 sums (VPMADDWD with ones, VPADDD) wrapping in int32.
-inline void microkernel_pairs_scalar(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b, int32_t* c,
-                                     int64_t ldc, int n_valid, bool accumulate) {
+inline void microkernel_pairs_scalar(const uint8_t* a, int64_t lda, int rows, int64_t groups, const int8_t* b,
+                                     int32_t* c, int64_t ldc, int n_valid, bool accumulate) {
     for (int r = 0; r < rows; ++r) {
         uint32_t acc[kPanelCols] = {};
         for (int64_t g = 0; g < groups; ++g) {

@@ -46,10 +46,12 @@ def _print(report: ParityReport, console: Console) -> None:
     tt = Table(title=f"{report.model}: {report.samples} samples on {len(report.targets)} targets",
                title_justify="left")
     for col, just in (("target", "left"), ("family", "left"), ("accuracy", "right"),
-                      ("top-1 vs float", "right"), ("float fallbacks", "left")):
+                      ("top-1 vs float", "right"), ("float fallbacks", "left"), ("can overflow", "left")):
         tt.add_column(col, justify=just)
     for t in report.targets:
-        tt.add_row(t.name, t.family, _pct(t.accuracy), _pct(t.top1_vs_float), ", ".join(t.fallbacks) or "-")
+        risky = list(dict.fromkeys(f"{c['layer']} ({c['check']})" for c in t.can_overflow))
+        tt.add_row(t.name, t.family, _pct(t.accuracy), _pct(t.top1_vs_float), ", ".join(t.fallbacks) or "-",
+                   ", ".join(risky[:2]) + (f" +{len(risky) - 2} more" if len(risky) > 2 else "") or "-")
     console.print(tt)
     if report.accuracy_float is not None:
         console.print(f"float accuracy {_pct(report.accuracy_float)}")

@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from hwsim import __version__, _core
+from hwsim.compare.overflow import check_overflow
 from hwsim.emulate import simulator as sim
 from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
 from hwsim.emulate.float_ref import run_float
@@ -181,10 +182,12 @@ class TargetOutcome:
     accuracy: float | None
     top1_vs_float: float | None
     fallbacks: list[str]
+    can_overflow: list[dict[str, Any]] = field(default_factory=list)  # static check (compare.overflow)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "accuracy": self.accuracy,
-                "top1_vs_float": self.top1_vs_float, "fallbacks": self.fallbacks}
+                "top1_vs_float": self.top1_vs_float, "fallbacks": self.fallbacks,
+                "can_overflow": self.can_overflow}
 
 
 @dataclass
@@ -703,6 +706,11 @@ def _dependency_masks(graph: Graph, common: list[str], diff: dict[str, np.ndarra
     return dep
 
 
+def _classifies(y: np.ndarray) -> bool:
+    """End-to-end agreement is measured on class scores: a [N, classes] output with at least two classes."""
+    return y.ndim == 2 and y.shape[-1] > 1
+
+
 def compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5,
                  examples: int = 3) -> PairParity:
     """Compare two simulated targets tensor by tensor and end to end."""
@@ -729,8 +737,8 @@ def compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5
     flips: list[int] = []
     if out in ra.ints and out in rb.ints:
         ya, yb = ra.deq(out), rb.deq(out)
-        if ya.ndim >= 2 and ya.shape[-1] > 1:
-            ya2, yb2 = ya.reshape(-1, ya.shape[-1]), yb.reshape(-1, yb.shape[-1])
+        if _classifies(ya):
+            ya2, yb2 = ya, yb
             pa_, pb_ = ya2.argmax(-1), yb2.argmax(-1)
             top1 = float(np.mean(pa_ == pb_))
             k = min(top_k, ya2.shape[-1])
@@ -835,21 +843,23 @@ def parity(graph: Graph, targets: Sequence[Target], *, inputs: np.ndarray | None
     y = None if labels is None else np.asarray(labels).reshape(-1)
     outcomes, preds = [], {}
     acc_float = None
-    if ref is not None and y is not None and ref.ndim >= 2:
-        acc_float = float(np.mean(ref.reshape(len(y), -1).argmax(-1) == y))
+    if ref is not None and y is not None and _classifies(ref) and len(ref) == len(y):
+        acc_float = float(np.mean(ref.argmax(-1) == y))
     for r in runs:
         o = r.deq(out)
-        classify = o.ndim >= 2 and o.shape[-1] > 1
-        pred = o.reshape(len(o), -1).argmax(-1) if classify else None
+        classify = _classifies(o)
+        pred = o.argmax(-1) if classify else None
         if pred is not None:
             preds[r.name] = pred
         acc = t1 = None
         if pred is not None and y is not None and len(y) == len(pred):
             acc = float(np.mean(pred == y))
         if ref is not None and classify:
-            t1 = float(np.mean(ref.reshape(len(ref), -1).argmax(-1) == pred))
+            t1 = float(np.mean(ref.argmax(-1) == pred))
+        risky = [{"layer": c.layer, "check": c.check, "headroom_bits": c.headroom_bits}
+                 for c in check_overflow(r.qm).overflowing]
         outcomes.append(TargetOutcome(r.name, r.target.family, acc, t1,
-                                      [_layer_name(p, p.output) for p in r.qm.fallbacks]))
+                                      [_layer_name(p, p.output) for p in r.qm.fallbacks], risky))
     pairs = [compare_pair(a, b, g, top_k=top_k, examples=examples) for a, b in combinations(runs, 2)]
     return ParityReport(graph.name, int(len(inputs)), 0 if graph.quant else int(len(calibration)), top_k,
                         outcomes, pairs, preds, acc_float, list(targets), {r.name: r.qm for r in runs})

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hwsim import _core
+from hwsim.emulate import op_kernels
 from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
 from hwsim.emulate.float_ref import run_float
 from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
@@ -42,6 +43,11 @@ INTEGER_KERNELS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool", 
                    "lut")
 
 _WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
+
+
+# Activation and reduction kernels live in hwsim.emulate.op_kernels (prepare and run tables by kernel name).
+_EXTRA_PREPARE, _EXTRA_RUN = op_kernels.PREPARE, op_kernels.RUN
+INTEGER_KERNELS = INTEGER_KERNELS + tuple(k for k in _EXTRA_RUN if k not in INTEGER_KERNELS)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -696,6 +702,9 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
 def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQuant]) -> None:
     node, c = p.node, p.consts
     k = p.impl.kernel
+    if k in _EXTRA_PREPARE:
+        _EXTRA_PREPARE[k](g, target, p, act)
+        return
     x_q = act[node.inputs[0]]
     y_q = act[p.output]
     if k == "tflite_add":
@@ -997,4 +1006,5 @@ _RUNNERS: dict[str, Callable[..., np.ndarray]] = {
     "transpose": _run_copy,
     "pad": _run_pad,
     "lut": _run_lut,
+    **_EXTRA_RUN,
 }

@@ -6,6 +6,8 @@ B.5 RNE, a VPMADDUBSW pair of B.1, a power-of-two grid of C.1 against a float sc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwsim.compare.parity import CAUSES, parity
 from hwsim.errors import HwsimError
@@ -76,6 +78,35 @@ def test_rounding_tie_in_the_input_quantization_then_propagated():
     conv1 = rep.pairs[0].layers[1]
     assert conv1.method == "replay" and set(conv1.causes) <= {"propagated", "rounding_tie"}
     assert conv1.causes.get("propagated", 0) >= 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.booleans(), st.integers(0, 2**32 - 1))
+def test_tie_labels_match_an_exact_rational_reference(shift, conv, seed):
+    # Pre-quantized layer with y = acc · 2^-shift exactly (x and y at scale 1, weights at 2^-shift): both
+    # targets see the same exact value; an element is a rounding tie iff acc mod 2^shift = 2^(shift-1).
+    # TFLite's conv rounds twice (numerics section 7), which also differs off ties (2.5 → 3 then 1.5 → 2 for
+    # 1.25): those are 'arithmetic'. Its dense layer rounds once.
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-6, 7, (3, 4))  # small enough that y stays inside int8: no clipping
+    b = GraphBuilder("exact")
+    x = b.input("x", (1, 1, 1, 4) if conv else (1, 4))
+    b.param("w", (w.reshape(3, 1, 1, 4) if conv else w).astype(np.int8))
+    b.param("bias", np.zeros(3, np.int32))
+    b.output(b.conv2d(x, "w", "bias", name="fc") if conv else b.dense(x, "w", "bias", name="fc"))
+    b.quant("x", _spec(1.0))
+    b.quant("w", _spec(2.0**-shift, axis=0, n=3))
+    b.quant("bias", _spec(2.0**-shift, bits=32, axis=0, n=3))
+    b.quant("fc", _spec(1.0))
+    xs = rng.integers(-10, 11, (32, 4))
+    inputs = xs.reshape(32, 1, 1, 4) if conv else xs
+    rep = parity(b.build(), _targets("arm_tflite", "intel_int8"), inputs=inputs.astype(np.float32),
+                 examples=10**6)
+    fc = rep.pairs[0].layers[-1]
+    acc = (xs @ w.T).reshape((32, 1, 1, 3) if conv else (32, 3))
+    for e in fc.examples:
+        tie = acc[e.index] % 2**shift == 2 ** (shift - 1)
+        assert e.cause == ("rounding_tie" if tie else "arithmetic"), (e, int(acc[e.index]))
 
 
 def _dense_graph(weights, name="sat"):
@@ -164,6 +195,9 @@ def test_lenet_parity_across_all_8bit_targets(lenet_all):
     # the AVX2 pair saturation is the local cause where the VNNI and AVX2 variants first diverge
     first = rep.pair("intel_int8", "intel_int8_avx2").first_divergent
     assert first.layer == "conv1+ReLU" and set(first.causes) == {"saturation"}
+    # ... where the static check predicts it
+    risky = {t.name: {c["layer"] for c in t.can_overflow} for t in rep.targets}
+    assert "conv1+ReLU" in risky["intel_int8_avx2"] and risky["intel_int8"] == set()
 
 
 def test_lenet_report_serialises(lenet_all, tmp_path):

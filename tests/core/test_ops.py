@@ -1,7 +1,6 @@
 """Element-wise ops, pooling and LUT activations equal their numpy twins; hand values from
 numerics.md A.5 (ADD multipliers), C.7 (DPU average-pool factors), C.8 (DPU eltwise add)."""
 
-
 import numpy as np
 import pytest
 
