@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hwsim.errors import HwsimError, MissingExtraError
+from hwsim.errors import HwsimError
+from hwsim.frontends import load_any
 
 
 def _parse_input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -22,20 +23,6 @@ def _parse_input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
                              f"e.g. input=1,3,224,224")
         shapes[name] = shape
     return shapes
-
-
-def _import_tflite(path: Path):
-    import importlib
-
-    try:
-        tflite = importlib.import_module("hwsim.frontends.tflite")
-    except ImportError as exc:
-        # only the frontend module itself being absent is this error; its own missing deps say so themselves
-        if getattr(exc, "name", None) in ("hwsim.frontends.tflite", None) and "tflite" in str(exc):
-            raise MissingExtraError(f"{path}: TFLite import is not available in this hwsim build "
-                                    f"(module hwsim.frontends.tflite is missing)") from None
-        raise
-    return tflite.import_tflite(path)
 
 
 @click.command(name="import")
@@ -59,18 +46,9 @@ def command(model: Path, output: Path, input_shapes: tuple[str, ...], compress: 
         raise HwsimError(f"{model}: no such file")
     if not output.parent.is_dir():
         raise HwsimError(f"cannot write '{output}': directory '{output.parent}' does not exist")
-    suffix = model.suffix.lower()
-    shapes = _parse_input_shapes(input_shapes)
-    if suffix == ".onnx":
-        from hwsim.frontends.onnx_import import import_onnx
-
-        graph = import_onnx(model, input_shapes=shapes)
-    elif suffix == ".tflite":
-        if shapes:
-            raise HwsimError("--input-shape applies to ONNX models only")
-        graph = _import_tflite(model)
-    else:
+    if model.suffix.lower() not in (".onnx", ".tflite"):
         raise HwsimError(f"{model}: unknown model type '{model.suffix}' (expected .onnx or .tflite)")
+    graph = load_any(model, input_shapes=_parse_input_shapes(input_shapes))
     save_model(graph, output, compress=compress)
     kind = "pre-quantized" if graph.quant else "float"
     inputs = ", ".join(f"{t.name} {list(t.shape)}" for t in graph.inputs)

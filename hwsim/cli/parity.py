@@ -65,9 +65,9 @@ def _print(report: ParityReport, console: Console) -> None:
     for p in report.pairs:
         fd = p.first_divergent
         out = p.layers[-1] if p.layers else None
+        out_share = None if out is None else out.share_identical
         pt.add_row(p.a, p.b, "identical" if fd is None else fd.layer,
-                   "" if fd is None else _causes(fd.causes), _pct(None if out is None else out.share_identical),
-                   _pct(p.top1_agreement), _pct(p.topk_agreement), str(len(p.flips)))
+                   "" if fd is None else _causes(fd.causes), _pct(out_share), _pct(p.top1_agreement), _pct(p.topk_agreement), str(len(p.flips)))
     console.print(pt)
 
     differing = [p for p in report.pairs if not p.identical]

@@ -15,19 +15,23 @@ from rich.table import Table
 
 from hwsim.emulate.run import RunReport, run_model
 from hwsim.errors import HwsimError
-from hwsim.graph import load_model
+from hwsim.frontends import load_any
 from hwsim.targets import load_target
 
 
 def _load_array(path: str, what: str) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise HwsimError(f"{what} {path}: no such file") from None
-    except ValueError as exc:
-        raise HwsimError(f"{what} {path}: not a plain numpy array file ({exc})") from None
+    except (ValueError, EOFError) as exc:
+        raise HwsimError(f"{what} {path}: not a plain numpy array file ({exc or 'empty file'})") from None
     except OSError as exc:
         raise HwsimError(f"{what} {path}: cannot read: {exc}") from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        arr.close()
+        raise HwsimError(f"{what} {path}: expected a .npy array file, got an .npz archive")
+    return arr
 
 
 def _fmt_db(v: float) -> str:
@@ -110,8 +114,12 @@ def _print_report(report: RunReport, console: Console) -> None:
 def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_path: str | None,
             labels_path: str | None, calib_path: str | None, observer: str | None, limit: int | None, threads: int,
             out_dir: str | None, requantize: bool, as_json: bool) -> None:
-    """Quantize MODEL for a target, simulate it bit-exactly and compare every layer with float."""
-    graph = load_model(model)
+    """Quantize MODEL for a target, simulate it bit-exactly and compare every layer with float.
+
+    MODEL is an hwsim model.npz, or an .onnx / .tflite file imported on the fly. A pre-quantized model runs on
+    its own parameters (add --requantize to map them onto the target's rules).
+    """
+    graph = load_any(model)
     target = load_target(target_name, extra_dirs=tuple(Path(d) for d in target_dirs))
     inputs = _load_array(input_path, "--input") if input_path else None
     labels = _load_array(labels_path, "--labels") if labels_path else None

@@ -608,32 +608,26 @@ def _compare_layer(depth: int, t: str, ra: _TargetRun, rb: _TargetRun, graph: Gr
     causes = np.full(va.shape, -1, np.int8)
     names = list(CAUSES)
     method = "input" if pa is None else "receptive_field"
-    if diff.any():
-        local = diff.copy()
-        a_ints = ra.ints
-        b_ints = rb.ints
-        b_vals = vb
-        replay_inputs = None
-        if pa is not None and pb is not None and pa.node.name == pb.node.name:
-            act_inputs = [n for n in pa.node.inputs if n not in graph.params]
-            replay_inputs = _inputs_in(rb, ra, act_inputs)
-        if replay_inputs is not None:
-            # Target B's layer on target A's input integers: what B's arithmetic alone does differently.
-            method = "replay"
-            b_local = _run_plan(rb.qm, pb, {**rb.ints, **replay_inputs})
-            b_vals = rb.deq(t, b_local)
-            local = diff & ~_identical(va, b_vals)
-            b_ints = {**rb.ints, **replay_inputs}
-            b_codes = b_local
-        else:
-            dep = dep_of(t)
-            if dep is not None:
-                local = diff & ~dep
-            b_codes = rb.ints[t]
-        causes[diff & ~local] = names.index("propagated")
-        if local.any():
-            _label_local(causes, local, t, ra, pa, a_ints, rb, pb, b_ints, ra.ints[t], b_codes, va, b_vals,
-                         graph)
+    local = diff.copy()
+    b_ints, b_vals, b_codes = rb.ints, vb, rb.ints[t]
+    replay_inputs = None
+    if pa is not None and pb is not None and pa.node.name == pb.node.name:
+        replay_inputs = _inputs_in(rb, ra, [n for n in pa.node.inputs if n not in graph.params])
+    if replay_inputs is not None:
+        # Target B's layer on target A's input integers: what B's arithmetic alone does differently.
+        method = "replay"
+        b_ints = {**rb.ints, **replay_inputs}
+        b_codes = _run_plan(rb.qm, pb, b_ints)
+        b_vals = rb.deq(t, b_codes)
+        local = diff & ~_identical(va, b_vals)
+    elif pa is not None:
+        dep = dep_of(t)
+        if dep is not None:
+            local = diff & ~dep
+    causes[diff & ~local] = names.index("propagated")
+    if local.any():
+        _label_local(causes, local, t, ra, pa, ra.ints, rb, pb, b_ints, ra.ints[t], b_codes, va, b_vals,
+                     graph)
     counts = {names[i]: int(c) for i, c in zip(*np.unique(causes[causes >= 0], return_counts=True))}
     counts = {k: counts[k] for k in CAUSES if k in counts}
     ex = []
@@ -711,7 +705,7 @@ def _classifies(y: np.ndarray) -> bool:
     return y.ndim == 2 and y.shape[-1] > 1
 
 
-def compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5,
+def _compare_pair(ra: _TargetRun, rb: _TargetRun, graph: Graph, *, top_k: int = 5,
                  examples: int = 3) -> PairParity:
     """Compare two simulated targets tensor by tensor and end to end."""
     order = [i.name for i in graph.inputs] + [p.output for p in ra.qm.plans if p.mode != "fused"]
@@ -860,6 +854,6 @@ def parity(graph: Graph, targets: Sequence[Target], *, inputs: np.ndarray | None
                  for c in check_overflow(r.qm).overflowing]
         outcomes.append(TargetOutcome(r.name, r.target.family, acc, t1,
                                       [_layer_name(p, p.output) for p in r.qm.fallbacks], risky))
-    pairs = [compare_pair(a, b, g, top_k=top_k, examples=examples) for a, b in combinations(runs, 2)]
+    pairs = [_compare_pair(a, b, g, top_k=top_k, examples=examples) for a, b in combinations(runs, 2)]
     return ParityReport(graph.name, int(len(inputs)), 0 if graph.quant else int(len(calibration)), top_k,
                         outcomes, pairs, preds, acc_float, list(targets), {r.name: r.qm for r in runs})

@@ -347,7 +347,7 @@ def _filter_norms(graph: Graph, node: Node, norm: str) -> np.ndarray:
 
 def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: Iterable[str] | None = None,
                      calibration: np.ndarray | None = None, correction: str = "affine",
-                     calibration_limit: int | None = 64) -> Graph:
+                     calibration_limit: int | None = 64, channel_multiple: int = 1) -> Graph:
     """Remove ``ratio`` of the output channels of each prunable layer (or tied group of layers).
 
     Parameters
@@ -371,6 +371,9 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
         nothing is corrected. The calibration set runs as one batch.
     calibration_limit : int or None
         Use at most this many calibration samples for the correction (None: all).
+    channel_multiple : int
+        Round the number of channel groups each cluster keeps up to a multiple of this (e.g. 16, a DPU's
+        input/output channel parallelism), so that pruned layers still fill the MAC array.
 
     Returns
     -------
@@ -380,6 +383,9 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
     ratio = check_fraction(ratio, "ratio")
     if norm not in ("l1", "l2"):
         raise CompressionError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, (int, np.integer)) \
+            or channel_multiple < 1:
+        raise CompressionError(f"channel_multiple must be a positive integer, got {channel_multiple!r}")
     if correction not in ("affine", "mean", "none"):
         raise CompressionError(f"correction must be 'affine', 'mean' or 'none', got {correction!r}")
     refuse_quantized(graph, "pruning")
@@ -430,6 +436,10 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
                  for m in groups[r]]
             scores.append(float(np.mean(s)))
         target = int(np.floor(ratio * len(roots) + 0.5))
+        if channel_multiple > 1 and target:
+            # Keep a multiple of the hardware's channel parallelism (rounding the kept count up).
+            kept = len(roots) - target
+            target = max(0, len(roots) - min(len(roots), -(-kept // channel_multiple) * channel_multiple))
         remaining = {p: int(a.ids[graph.node(p).outputs[0]].size) for p in clusters[c]}
         removed = 0
         for k in np.argsort(np.asarray(scores), kind="stable"):
@@ -471,7 +481,7 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
             if calibration_limit is not None:
                 calibration = calibration[:calibration_limit]
             corrected = _correct_statistics(graph, g, a, pruned_mask, calibration, correction)
-    log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm,
+    log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm, "channel_multiple": channel_multiple,
                  "correction": correction if corrected else "none", "corrected_layers": corrected,
                  "layers": record})
     return g

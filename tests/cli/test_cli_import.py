@@ -91,11 +91,3 @@ def test_tflite_suffix_goes_to_the_tflite_importer(tmp_path):
     assert r.exit_code == 2 and "x.tflite" in r.output
 
 
-def test_missing_tflite_frontend_is_a_clear_error(tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "hwsim.frontends.tflite", None)
-    path = tmp_path / "x.tflite"
-    path.write_bytes(b"TFL3")
-    r = _run("import", path, "-o", tmp_path / "a.npz")
-    assert r.exit_code == 2 and "hwsim.frontends.tflite is missing" in r.output

@@ -72,3 +72,24 @@ def test_pickled_input_is_refused(tmp_path):
     np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), **{"allow_pickle": True})
     r = CliRunner().invoke(cli, ["run", "-t", "fpga_dpu", LENET, "--input", str(tmp_path / "x.npy")])
     assert r.exit_code == 2 and "x.npy" in r.output
+
+
+@pytest.mark.parametrize("content", [b"", b"not numpy at all"])
+def test_unreadable_input_file_is_named(tmp_path, content):
+    bad = tmp_path / "x.npy"
+    bad.write_bytes(content)
+    r = CliRunner().invoke(cli, ["run", "-t", "fpga_dpu", LENET, "--input", str(bad)])
+    assert r.exit_code == 2 and "x.npy" in r.output and "Traceback" not in r.output
+
+
+def test_npz_archive_as_input_is_refused(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(3))
+    r = CliRunner().invoke(cli, ["run", "-t", "fpga_dpu", LENET, "--input", str(tmp_path / "x.npz")])
+    assert r.exit_code == 2 and "archive" in r.output
+
+
+def test_tflite_file_runs_directly():
+    from hwsim.frontends import load_any
+
+    g = load_any("tests/data/tflite/mini_net_float_io.tflite")
+    assert g.quant  # pre-quantized: simulated on its own parameters
