@@ -5,7 +5,7 @@ Shapes: square 1024^3 and the ResNet-50 conv layers as GEMMs (M x K x N, from
 hwsim runs with isa="auto" (AMX on Sapphire Rapids) and with isa="avx512_vnni" (the VPDPBUSD kernel the
 goals refer to). Peers: onnxruntime MatMulInteger (u8 x s8 -> s32, in-memory model, B a constant initializer),
 PyTorch fbgemm quantized linear (u8 x s8 -> u8, prepacked weights), numpy int32 matmul (measured once).
-GOPS = 2 * M * N * K / median time. The int8 peak is measured (independent VPDPBUSD chains on the same
+GOPS = 2 * M * N * K / median time [best time in brackets]. The int8 peak is measured (independent VPDPBUSD chains on the same
 threads) and also computed from an assumption (cores x 64 MACs/cycle x /proc/cpuinfo clock, the Zen 4
 figure of peer-speeds.md); both are printed.
 
@@ -34,11 +34,13 @@ SHAPES = [  # (M, K, N, label)
 ]
 
 
-def median_seconds(fns: dict[str, Callable[[], object]], repeats: int, rounds: int = 5) -> dict[str, float]:
+def median_seconds(
+    fns: dict[str, Callable[[], object]], repeats: int, rounds: int = 5
+) -> dict[str, tuple[float, float]]:
     """Median wall time of each callable over `repeats` calls, taken in `rounds` rounds; within a round each
     engine runs its share back to back after one warm-up call. Engines alternate between rounds, so slow
     phases of a shared machine hit all of them, while no engine's idle worker threads (OpenMP, ORT) are
-    left spinning in the middle of another engine's timed calls."""
+    left spinning in the middle of another engine's timed calls. Returns (median, min) per engine."""
     per_round = max(1, -(-repeats // rounds))
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
@@ -48,7 +50,7 @@ def median_seconds(fns: dict[str, Callable[[], object]], repeats: int, rounds: i
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return {name: (statistics.median(v), min(v)) for name, v in times.items()}
 
 
 def gops(m: int, k: int, n: int, seconds: float) -> float:
@@ -180,7 +182,8 @@ def main() -> None:
             },
             repeats,
         )
-        g = {name: gops(m, k, n, sec) for name, sec in t.items()}
+        g = {name: gops(m, k, n, sec[0]) for name, sec in t.items()}
+        best = {name: gops(m, k, n, sec[1]) for name, sec in t.items()}
         g_h, g_v, g_4, g_2, g_p, g_o, g_f = (
             g[x] for x in ("hwsim", "vnni", "hwsim4", "hwsim2", "pairs", "ort", "fbgemm")
         )
@@ -194,8 +197,8 @@ def main() -> None:
             numpy_cell = f"{g_n:.2f} ({g_h / g_n:.0f}x)"
         pct = f"{100 * g_v / peak_measured:.0f}%" if peak_measured else "n/a"
         print(
-            f"| {m}x{k}x{n} | {label} | {g_h:.0f} | {g_v:.0f} ({pct}) | {g_o:.0f} ({g_h / g_o:.2f}) "
-            f"| {g_f:.0f} ({g_h / g_f:.2f}) "
+            f"| {m}x{k}x{n} | {label} | {g_h:.0f} [{best['hwsim']:.0f}] | {g_v:.0f} [{best['vnni']:.0f}] ({pct}) "
+            f"| {g_o:.0f} [{best['ort']:.0f}] ({g_h / g_o:.2f}) | {g_f:.0f} [{best['fbgemm']:.0f}] ({g_h / g_f:.2f}) "
             f"| {numpy_cell} | {g_4:.0f} | {g_2:.0f} | {g_p:.0f} |",
             flush=True,
         )
@@ -212,7 +215,7 @@ def main() -> None:
         },
         repeats,
     )
-    t_c, t_fc = t["hwsim"], t["fbgemm"]
+    t_c, t_fc = t["hwsim"][0], t["fbgemm"][0]
     m, k, n = 56 * 56, 576, 64
     print()
     print(

@@ -9,6 +9,7 @@ void bind_numerics(py::module_& m);  // bind_numerics.cc: rounding, saturation, 
 void bind_ops(py::module_& m);       // bind_ops.cc: element-wise, pooling, lookup-table activations
 void bind_gemm(py::module_& m);      // bind_gemm.cc: integer GEMM, convolution, CPU feature dispatch
 void bind_depthwise(py::module_& m); // bind_depthwise.cc: depthwise convolution, group-wise (sub-block) GEMM
+void bind_activations(py::module_& m);  // bind_activations.cc: TFLite hard-swish, leaky ReLU, softmax
 }  // namespace hwsim::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -17,4 +18,5 @@ PYBIND11_MODULE(_core, m) {
     hwsim::bindings::bind_ops(m);
     hwsim::bindings::bind_gemm(m);
     hwsim::bindings::bind_depthwise(m);
+    hwsim::bindings::bind_activations(m);
 }

@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from hwsim.cli.parity import load_array
+from hwsim.cli._common import load_array
 from hwsim.compare.overflow import OverflowReport, check_overflow
 from hwsim.emulate.simulator import quantize_for_target
 from hwsim.errors import HwsimError

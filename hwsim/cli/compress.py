@@ -116,7 +116,8 @@ def _common(f):
     f = click.option("--out", "out_dir", type=click.Path(file_okay=False),
                      help="Write summary.json, targets.csv and layers.csv into this folder.")(f)
     f = click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
-                     help="Evaluation/calibration samples for the accuracy figures.")(f)
+                     help="Evaluation/calibration samples for the accuracy figures (and the pruning "
+                          "correction).")(f)
     f = click.option("--target-dir", "target_dirs", multiple=True, type=click.Path(file_okay=False),
                      help="Extra folder of user target YAML files (repeatable).")(f)
     f = click.option("--targets", "targets_spec",
@@ -168,17 +169,21 @@ def command() -> None:
               show_default=True,
               help="Structured: restore downstream layers' per-channel mean and spread (affine), mean only, "
                    "or nothing, from the bundled calibration data.")
+@click.option("--multiple", "channel_multiple", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Structured: keep a multiple of N channels per layer (e.g. 16 for the DPU's channel "
+                   "parallelism).")
 @click.option("--sparse", is_flag=True,
               help="Unstructured: cost zero weights as skipped on targets with a sparse kernel "
                    "(upper bound).")
 def prune_cmd(model, output, layers, sim_target, targets_spec, target_dirs, limit, out_dir, as_json, ratio,
-              mode, scope, norm, correction, sparse):
+              mode, scope, norm, correction, channel_multiple, sparse):
     """Remove filters/channels (structured) or zero small weights (unstructured)."""
     _check_output(output, model)
     graph = load_model(model)
     opts: dict[str, Any] = {"mode": mode, "layers": list(layers) or None}
     if mode == "structured":
-        opts.update(norm=norm, correction=correction, calibration_limit=limit)
+        opts.update(norm=norm, correction=correction, calibration_limit=limit,
+                    channel_multiple=channel_multiple)
     else:
         opts.update(scope=scope)
     compressed = apply_method(graph, "prune", ratio, **opts)

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
+
+from hwsim.cli._common import load_array
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -19,18 +20,6 @@ from hwsim.graph import load_model
 from hwsim.targets import load_target
 
 _DETAIL_PAIRS = 6  # per-layer tables are printed for at most this many differing pairs
-
-
-def load_array(path: str, what: str) -> np.ndarray:
-    """A plain .npy array (never a pickle), or a one-line HwsimError naming the option and the file."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise HwsimError(f"{what} {path}: no such file") from None
-    except ValueError as exc:
-        raise HwsimError(f"{what} {path}: not a plain numpy array file ({exc})") from None
-    except OSError as exc:
-        raise HwsimError(f"{what} {path}: cannot read: {exc}") from None
 
 
 def _pct(v: float | None) -> str:
@@ -67,7 +56,8 @@ def _print(report: ParityReport, console: Console) -> None:
         out = p.layers[-1] if p.layers else None
         out_share = None if out is None else out.share_identical
         pt.add_row(p.a, p.b, "identical" if fd is None else fd.layer,
-                   "" if fd is None else _causes(fd.causes), _pct(out_share), _pct(p.top1_agreement), _pct(p.topk_agreement), str(len(p.flips)))
+                   "" if fd is None else _causes(fd.causes), _pct(out_share), _pct(p.top1_agreement),
+                   _pct(p.topk_agreement), str(len(p.flips)))
     console.print(pt)
 
     differing = [p for p in report.pairs if not p.identical]

@@ -8,30 +8,15 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from hwsim.cli._common import load_array
 from hwsim.emulate.run import RunReport, run_model
 from hwsim.errors import HwsimError
 from hwsim.frontends import load_any
 from hwsim.targets import load_target
-
-
-def _load_array(path: str, what: str) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise HwsimError(f"{what} {path}: no such file") from None
-    except (ValueError, EOFError) as exc:
-        raise HwsimError(f"{what} {path}: not a plain numpy array file ({exc or 'empty file'})") from None
-    except OSError as exc:
-        raise HwsimError(f"{what} {path}: cannot read: {exc}") from None
-    if not isinstance(arr, np.ndarray):  # an .npz archive
-        arr.close()
-        raise HwsimError(f"{what} {path}: expected a .npy array file, got an .npz archive")
-    return arr
 
 
 def _fmt_db(v: float) -> str:
@@ -80,6 +65,10 @@ def _print_report(report: RunReport, console: Console) -> None:
                  f"{len(report.layers)} float layers")
     if report.folded_batchnorms:
         parts.append(f"{len(report.folded_batchnorms)} BatchNorms folded")
+    if report.overflow is not None and report.overflow.overflowing:
+        worst = sorted({c.layer for c in report.overflow.overflowing})
+        parts.append(f"{len(worst)} layers can overflow their accumulator or int16 pairs ({', '.join(worst[:4])}"
+                     f"{', ...' if len(worst) > 4 else ''}; see hwsim check-overflow)")
     if report.cost is not None:
         tot = report.cost.totals
         parts.append(f"estimated latency {tot['device_latency_ms']:.3f} ms on the device, "
@@ -121,9 +110,9 @@ def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_pa
     """
     graph = load_any(model)
     target = load_target(target_name, extra_dirs=tuple(Path(d) for d in target_dirs))
-    inputs = _load_array(input_path, "--input") if input_path else None
-    labels = _load_array(labels_path, "--labels") if labels_path else None
-    calib = _load_array(calib_path, "--calib") if calib_path else None
+    inputs = load_array(input_path, "--input") if input_path else None
+    labels = load_array(labels_path, "--labels") if labels_path else None
+    calib = load_array(calib_path, "--calib") if calib_path else None
     if labels is not None and inputs is None:
         raise HwsimError("--labels needs --input")
     # Wide enough for the whole table when the output goes to a file or a pipe.

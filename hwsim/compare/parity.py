@@ -33,12 +33,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import yaml
 
-from hwsim import __version__, _core
+from hwsim import __version__
 from hwsim.compare.overflow import check_overflow
 from hwsim.emulate import simulator as sim
 from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
 from hwsim.emulate.float_ref import run_float
-from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
 from hwsim.emulate.simulator import (ActQuant, LayerPlan, QuantizedModel, graph_batch_limit,
                                      quantize_for_target)
 from hwsim.errors import HwsimError
@@ -333,43 +332,6 @@ def _simulate_all(qm: QuantizedModel, x: np.ndarray, threads: int) -> dict[str, 
     return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
 
 
-def _run_plan(qm: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray]) -> np.ndarray:
-    """Run one plan of ``qm`` on the given integer inputs, exactly as :func:`simulate` does."""
-    # The simulator's per-kernel runners (hwsim/emulate/simulator.py); asked to become public API.
-    if p.mode == "fallback":
-        return sim._run_fallback(qm, p, ints)
-    key = p.impl.kernel if p.op_kind not in _WEIGHTED else "weighted"
-    return sim._RUNNERS[key](qm, p, ints, 1)
-
-
-def _accumulate(qm: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: bool) -> np.ndarray:
-    """The int32 accumulator of a weighted plan: the target's kernel mode, or the exact sum."""
-    node, c, impl = p.node, p.consts, p.impl
-    a = node.attrs
-    x = np.ascontiguousarray(x)
-    if p.op_kind == "DepthwiseConv2D":
-        channels = x.shape[-1]
-        mult = c["w_int"].shape[0] // channels
-        mode = "EXACT"
-        if not exact and impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and \
-                fbgemm_routes_depthwise(channels, mult, tuple(c["w_int"].shape[1:3]), tuple(a["strides"]),
-                                        tuple(a["dilations"]), tuple(a["pads"])):
-            mode = "FBGEMM_DW_PAIRS"
-        return _core.depthwise_conv2d_s32(x, np.ascontiguousarray(c["w_int"]), list(a["strides"]),
-                                          list(a["dilations"]), list(a["pads"]), depth_multiplier=mult,
-                                          x_zero_point=c["x_zero_point"],
-                                          mode=getattr(_core.DepthwiseMode, mode))
-    mode = "exact" if exact else (impl.gemm or "exact")
-    if p.op_kind == "Conv2D":
-        return _core.conv2d_s32(x, c["w_int"], x_zero_point=c["x_zero_point"], strides=tuple(a["strides"]),
-                                dilations=tuple(a["dilations"]), pads=tuple(a["pads"]),
-                                groups=a.get("groups", 1), mode=mode)
-    lead = x.shape[:-1]
-    acc = _core.gemm_s32(np.ascontiguousarray(x.reshape(-1, x.shape[-1])), c["w_int"],
-                         a_zero_point=c["x_zero_point"], mode=mode)
-    return acc.reshape(*lead, -1)
-
-
 def _tie_of_weighted(p: LayerPlan, acc: np.ndarray) -> np.ndarray:
     """Where the requantization's exact input sits at .5 of the output step (per element of ``acc``)."""
     c = p.consts
@@ -556,15 +518,15 @@ class _LayerAnalysis:
         qm = run.qm
         role = qm.target.numerics.activations
         if p is None:  # graph input: the target's QUANTIZE of the float input
-            self.tie = _quantize_tie(run.x, qm.act[t], sim._quantize_method(role))
+            self.tie = _quantize_tie(run.x, qm.act[t], sim.quantize_method(role))
             return
         if p.mode == "integer" and p.op_kind in _WEIGHTED and "w_int" in p.consts:
             x = ints[p.node.inputs[0]]
-            acc = _accumulate(qm, p, x, exact=False)
+            acc = sim.accumulate(qm, p, x, exact=False)
             exact_needed = (p.impl.gemm or "exact") != "exact" or \
                 p.impl.depthwise_saturation not in (None, "none")
             if exact_needed:
-                self.sat = acc != _accumulate(qm, p, x, exact=True)
+                self.sat = acc != sim.accumulate(qm, p, x, exact=True)
             self.tie = _tie_of_weighted(p, acc)
         elif p.mode == "fallback":
             args = []
@@ -572,7 +534,7 @@ class _LayerAnalysis:
                 args.append(qm.graph.params[name].astype(np.float32) if name in qm.graph.params
                             else qm.act[name].dequantize(ints[name]))
             y = FLOAT_KERNELS[p.node.op](p.node.attrs, *args).astype(np.float32)
-            self.tie = _quantize_tie(y, qm.act[p.output], sim._quantize_method(role))
+            self.tie = _quantize_tie(y, qm.act[p.output], sim.quantize_method(role))
 
 
 def _inputs_in(rb: _TargetRun, ra: _TargetRun, names: list[str]) -> dict[str, np.ndarray] | None:
@@ -617,7 +579,7 @@ def _compare_layer(depth: int, t: str, ra: _TargetRun, rb: _TargetRun, graph: Gr
         # Target B's layer on target A's input integers: what B's arithmetic alone does differently.
         method = "replay"
         b_ints = {**rb.ints, **replay_inputs}
-        b_codes = _run_plan(rb.qm, pb, b_ints)
+        b_codes = sim.run_plan(rb.qm, pb, b_ints)
         b_vals = rb.deq(t, b_codes)
         local = diff & ~_identical(va, b_vals)
     elif pa is not None:

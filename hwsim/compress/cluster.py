@@ -138,10 +138,15 @@ def cluster_weights(graph: Graph, bits: int, *, per_channel: bool = False,
     taken = all_names(g)
     k = 2 ** int(bits)
     record: dict[str, Any] = {}
+    done: dict[str, str] = {}  # weight -> first layer that clustered it in this call (shared weights)
     for node in nodes:
         wname = node.inputs[1]
+        if wname in done:
+            record[node.name] = {"weight": wname, "shared_with": done[wname]}
+            continue
         if wname in table:
             raise CompressionError(f"layer '{node.name}': weight '{wname}' is already clustered")
+        done[wname] = node.name
         w = g.params[wname]
         cb_name, idx_name = f"{wname}.codebook", f"{wname}.indices"
         for n in (cb_name, idx_name):

@@ -464,8 +464,8 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
     if ratio == 0 or not pruned:
         g = graph.copy()
         g.validate()
-        log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm, "correction": "none",
-                     "corrected_layers": [],
+        log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm,
+                     "channel_multiple": channel_multiple, "correction": "none", "corrected_layers": [],
                      "layers": record})
         return g
 
@@ -481,9 +481,9 @@ def prune_structured(graph: Graph, ratio: float, *, norm: str = "l1", layers: It
             if calibration_limit is not None:
                 calibration = calibration[:calibration_limit]
             corrected = _correct_statistics(graph, g, a, pruned_mask, calibration, correction)
-    log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm, "channel_multiple": channel_multiple,
-                 "correction": correction if corrected else "none", "corrected_layers": corrected,
-                 "layers": record})
+    log_step(g, {"method": "prune_structured", "ratio": ratio, "norm": norm,
+                 "channel_multiple": channel_multiple, "correction": correction if corrected else "none",
+                 "corrected_layers": corrected, "layers": record})
     return g
 
 

@@ -198,7 +198,7 @@ def _tensor(ffi, t, arr: np.ndarray, keep: list) -> None:
 
 def _plan(qm: QuantizedModel, layer: str) -> LayerPlan:
     for p in qm.plans:
-        if p.node.name == layer or (p.mode == "fused" and p.node.name == layer):
+        if p.node.name == layer:
             if p.mode == "fused":
                 raise CosimError(f"--layer {layer}: fused into its producer ({p.reason}); name the producer")
             if p.op_kind not in OPS or p.mode != "integer" or "w_int" not in p.consts:

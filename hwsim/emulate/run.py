@@ -20,6 +20,7 @@ import yaml
 
 from hwsim import __version__
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
+from hwsim.compare.overflow import OverflowReport, check_overflow
 from hwsim.cost import CostReport, estimate
 from hwsim.cost.params import CostParamsError
 from hwsim.emulate.float_ref import run_float
@@ -48,10 +49,12 @@ class LayerReport:
     comparison: TensorComparison | None
     cycles: float | None = None  # from the target's cost model (None: no cost parameters)
     time_ms: float | None = None
+    headroom_bits: int | None = None  # smallest accumulator / int16-pair headroom (static bound; < 0 can overflow)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("name", "op", "op_kind", "output", "mode", "note", "weight_bits",
-                                           "activation_bits", "scale", "zero_point", "cycles", "time_ms")}
+                                           "activation_bits", "scale", "zero_point", "cycles", "time_ms",
+                                           "headroom_bits")}
         d["shape"] = list(self.shape)
         d.update(self.comparison.to_dict() if self.comparison else {})
         return d
@@ -75,6 +78,7 @@ class RunReport:
     requantized: list[ParamChange] = field(default_factory=list)
     cost: CostReport | None = None
     cost_note: str = ""
+    overflow: OverflowReport | None = None
 
     @property
     def fallbacks(self) -> list[LayerReport]:
@@ -97,6 +101,7 @@ class RunReport:
             "requantized_tensors": len(self.requantized),
             "cost": None if self.cost is None else {k: _finite(v) for k, v in self.cost.totals.items()},
             "cost_note": self.cost_note,
+            "can_overflow": [] if self.overflow is None else sorted({c.layer for c in self.overflow.overflowing}),
             "output_sqnr_db": _finite(self.output_sqnr_db),
             "top1_agreement": self.top1_agreement,
             "accuracy_float": self.accuracy_float,
@@ -124,7 +129,7 @@ class RunReport:
         rows = [x.to_dict() for x in self.layers]
         columns = ["name", "op", "op_kind", "output", "shape", "mode", "note", "weight_bits", "activation_bits",
                    "scale", "zero_point", "sqnr_db", "cosine", "max_abs_error", "max_lsb_error", "mean_abs_error",
-                   "cycles", "time_ms"]
+                   "cycles", "time_ms", "headroom_bits"]
         _atomic_write(out / "layers.csv", _csv(columns, rows))
         _atomic_write(out / "target.yaml", yaml.safe_dump(self.target.to_dict(all_ops=True), sort_keys=False))
         if self.cost is not None:
@@ -272,6 +277,11 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     report = RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, agreement, acc_f, acc_s, sqnr,
                        list(qm.folded_batchnorms), qm, changes)
     _attach_cost(report, qm.graph, [p.node.name for p in qm.plans if p.mode != "fused"])
+    report.overflow = check_overflow(qm)
+    for layer, p in zip(report.layers, [p for p in qm.plans if p.mode != "fused"]):
+        checks = report.overflow.for_layer(p.node.name)
+        if checks:
+            layer.headroom_bits = min(c.headroom_bits for c in checks)
     return report
 
 

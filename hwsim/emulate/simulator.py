@@ -109,6 +109,11 @@ def _scheme(role: TensorRole, *, axis: int | None = None) -> qs.QuantScheme:
                           reduce_range=role.reduce_range, params_rule=rule)
 
 
+def quantize_method(role: TensorRole) -> str:
+    """The ``_core.quantize`` method of a role's quantize formula."""
+    return _quantize_method(role)
+
+
 def _quantize_method(role: TensorRole) -> str:
     # A power-of-two scale makes x / s, x · (1/s) and fma identical; multiply by the exact reciprocal.
     return "multiply_reciprocal" if role.quantize_formula == "pow2_exact" else role.quantize_formula
@@ -787,16 +792,21 @@ def simulate(model: QuantizedModel, x: np.ndarray, *, keep_intermediates: bool =
     for i, p in enumerate(model.plans):
         if p.mode == "fused":
             continue
-        if p.mode == "fallback":
-            out = _run_fallback(model, p, ints)
-        else:
-            out = _RUNNERS[p.impl.kernel if p.op_kind not in _WEIGHTED else "weighted"](model, p, ints, threads)
-        ints[p.output] = out
+        ints[p.output] = run_plan(model, p, ints, threads)
         if not keep_intermediates:
             for t in [t for t, last in last_use.items() if last == i and t in ints and t not in g.outputs]:
                 del ints[t]
     outputs = {o: model.act[o].dequantize(ints[o]) for o in g.outputs}
     return SimulationResult(ints, outputs)
+
+
+def run_plan(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int = 1) -> np.ndarray:
+    """Output codes of one (non-fused) plan given the integer codes of its inputs in ``ints``."""
+    if p.mode == "fused":
+        raise HwsimError(f"node '{p.node.name}' is fused into its producer and has no output of its own")
+    if p.mode == "fallback":
+        return _run_fallback(model, p, ints)
+    return _RUNNERS[p.impl.kernel if p.op_kind not in _WEIGHTED else "weighted"](model, p, ints, threads)
 
 
 def _last_use(model: QuantizedModel) -> dict[str, int]:
@@ -819,36 +829,43 @@ def _run_fallback(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarra
     return quantize_tensor(y.astype(np.float32), model.act[p.output], model.target.numerics.activations)
 
 
-def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: bool = False,
+               threads: int = 1) -> np.ndarray:
+    """The int32 accumulator of a Conv2D / depthwise / Dense plan on input codes ``x``, before requantization.
+
+    ``exact=True`` sums exactly even where the target's kernel saturates (AVX2 int16 pairs, fbgemm's depthwise
+    pairs): the difference between the two is what that saturation changed.
+    """
     node, c, impl = p.node, p.consts, p.impl
-    x = ints[node.inputs[0]]
-    gemm_mode = impl.gemm or "exact"
+    gemm_mode = "exact" if exact else (impl.gemm or "exact")
     if p.op_kind == "DepthwiseConv2D":
         a = node.attrs
         channels = x.shape[-1]
         mult = c["w_int"].shape[0] // channels
         mode = "EXACT"
-        if impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and fbgemm_routes_depthwise(
-                channels, mult, tuple(c["w_int"].shape[1:3]), tuple(a["strides"]), tuple(a["dilations"]),
-                tuple(a["pads"])):
+        if not exact and impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and \
+                fbgemm_routes_depthwise(channels, mult, tuple(c["w_int"].shape[1:3]), tuple(a["strides"]),
+                                        tuple(a["dilations"]), tuple(a["pads"])):
             # fbgemm sends only these geometries to its int16-pair-saturating depthwise kernel (probed on
             # torch 2.13; tests/oracle/test_torch_gemm_conv.py); every other depthwise conv is exact.
             mode = "FBGEMM_DW_PAIRS"
-        acc = _core.depthwise_conv2d_s32(np.ascontiguousarray(x), np.ascontiguousarray(c["w_int"]),
-                                         list(a["strides"]), list(a["dilations"]), list(a["pads"]),
-                                         depth_multiplier=mult, x_zero_point=c["x_zero_point"],
-                                         mode=getattr(_core.DepthwiseMode, mode), threads=threads)
-    elif p.op_kind == "Conv2D":
+        return _core.depthwise_conv2d_s32(np.ascontiguousarray(x), np.ascontiguousarray(c["w_int"]),
+                                          list(a["strides"]), list(a["dilations"]), list(a["pads"]),
+                                          depth_multiplier=mult, x_zero_point=c["x_zero_point"],
+                                          mode=getattr(_core.DepthwiseMode, mode), threads=threads)
+    if p.op_kind == "Conv2D":
         a = node.attrs
-        acc = _core.conv2d_s32(np.ascontiguousarray(x), c["w_int"], x_zero_point=c["x_zero_point"],
-                               strides=tuple(a["strides"]), dilations=tuple(a["dilations"]), pads=tuple(a["pads"]),
-                               groups=a.get("groups", 1), mode=gemm_mode, threads=threads)
-    else:  # Dense over the last axis
-        lead = x.shape[:-1]
-        a2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
-        acc = _core.gemm_s32(a2, c["w_int"], a_zero_point=c["x_zero_point"], mode=gemm_mode, threads=threads)
-        acc = acc.reshape(*lead, -1)
-    return _requantize(model, p, acc)
+        return _core.conv2d_s32(np.ascontiguousarray(x), c["w_int"], x_zero_point=c["x_zero_point"],
+                                strides=tuple(a["strides"]), dilations=tuple(a["dilations"]), pads=tuple(a["pads"]),
+                                groups=a.get("groups", 1), mode=gemm_mode, threads=threads)
+    lead = x.shape[:-1]  # Dense over the last axis
+    acc = _core.gemm_s32(np.ascontiguousarray(x.reshape(-1, x.shape[-1])), c["w_int"], a_zero_point=c["x_zero_point"],
+                         mode=gemm_mode, threads=threads)
+    return acc.reshape(*lead, -1)
+
+
+def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    return _requantize(model, p, accumulate(model, p, ints[p.node.inputs[0]], threads=threads))
 
 
 def _requantize(model: QuantizedModel, p: LayerPlan, acc: np.ndarray) -> np.ndarray:

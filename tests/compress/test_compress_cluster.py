@@ -155,3 +155,14 @@ def test_cluster_after_pruning_is_fine_but_not_before(lenet):
         prune_structured(g, 0.3)
     with pytest.raises(CompressionError, match="already clustered"):
         cluster_weights(g, 4)
+
+
+def test_a_shared_weight_is_clustered_once():
+    from hwsim.zoo import build_model
+
+    g = build_model("transformer_tiny", seed=0)
+    c = cluster_weights(g, 4)
+    check_clustered(c)
+    rec = c.metadata["compression"][-1]["layers"]
+    assert rec["layer3.mlp.fc2"] == {"weight": "shared.mlp.fc2.weight", "shared_with": "layer0.mlp.fc2"}
+    assert len(clustered_weights(c)) == len({n.inputs[1] for n in g.nodes if n.op == "Dense"})

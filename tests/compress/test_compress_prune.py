@@ -133,6 +133,12 @@ def test_structured_keeps_the_strongest_filters(lenet):
         sorted(set(range(6)) - set(keep.tolist()))
 
 
+@pytest.mark.parametrize("multiple, expect", [(1, 84), (8, 88), (16, 96), (128, 120)])
+def test_channel_multiple_rounds_the_kept_channels_up(lenet, multiple, expect):
+    g = prune_structured(lenet, 0.3, layers=["fc1"], channel_multiple=multiple)
+    assert g.params["fc1.weight"].shape[0] == expect
+
+
 @pytest.mark.parametrize("correction", ["none", "mean", "affine"])
 def test_structured_correction_restores_statistics(lenet, correction):
     cal = lenet.data["calibration"]["x"][:64]
@@ -278,3 +284,24 @@ def test_residual_correction_runs(residual_net):
     assert p.metadata["compression"][-1]["corrected_layers"]
     y = run_float(p, x)[p.outputs[0]]
     assert np.isfinite(y).all()
+
+
+def test_concat_network_keeps_offsets():
+    # GoogLeNet: inception branches meet in channel Concats; each branch's channels keep their offsets.
+    g0 = build_model("googlenet", seed=0)
+    x = np.random.default_rng(2).standard_normal((1,) + g0.inputs[0].shape[1:]).astype(np.float32)
+    p = prune_structured(g0, 0.3, correction="none")
+    for n in p.nodes:
+        if n.op == "Concat":
+            assert p.tensors[n.outputs[0]].shape[-1] == sum(p.tensors[i].shape[-1] for i in n.inputs)
+    y_ref = run_float(_masked_original(g0, p), x, dtype=np.float64)[g0.outputs[0]]
+    y = run_float(p, x, dtype=np.float64)[p.outputs[0]]
+    np.testing.assert_allclose(y, y_ref, rtol=1e-9, atol=1e-9 * np.abs(y_ref).max())
+
+
+def test_shared_weights_are_pinned():
+    # transformer_tiny shares one weight set between its layers: slicing it for one would break the others.
+    g = build_model("transformer_tiny", seed=0)
+    p = prune_structured(g, 0.5)
+    assert p.metadata["compression"][-1]["layers"] == {}
+    assert _same_params(p, g)

@@ -278,3 +278,15 @@ def test_frozen_model_records_the_same_fingerprint(recorded, tmp_path):
     assert "calibration" not in manifest(out)["files"]
     r = run("golden", "check", recorded, "--model", recorded / "model.npz")
     assert r.exit_code == 0, r.output
+
+
+def test_check_with_a_changed_model_fails(recorded, tmp_path):
+    from hwsim.graph import save_model
+
+    g = load_model(LENET)
+    g.params["fc3.weight"] = (g.params["fc3.weight"] * np.float32(1.25)).astype(np.float32)
+    save_model(g, tmp_path / "changed.npz")
+    r = run("golden", "check", recorded, "--model", tmp_path / "changed.npz")
+    assert r.exit_code == 1, r.output
+    assert "first failing layer 'fc3'" in r.output  # the layers before fc3 are untouched
+    assert "differs from the recorded one (SHA-256)" in r.output

@@ -1,0 +1,168 @@
+"""Bit-exact whole-network simulation speed against onnxruntime running the same quantized model.
+
+For each network: the zoo's float model is exported to ONNX, quantized by onnxruntime's own
+``quantize_static`` (QDQ, uint8 activations, int8 per-channel weights, the default u8s8 format), and then
+
+- onnxruntime runs it (ORT_ENABLE_ALL, the given threads): the peer;
+- hwsim imports the same QDQ file and simulates it bit-exactly on ``intel_int8`` (pre-quantized, no
+  calibration; intermediates freed as soon as they are dead).
+
+Both are timed in this process, in alternation, batch 1, median of the repeats. Peak memory is the peak RSS
+(``ru_maxrss``) of a fresh child process per engine that imports its runtime, loads the model and runs one
+inference, so the two do not share a high-water mark.
+
+Usage::
+
+    python benchmarks/bench_models.py [--models resnet50,mobilenetv2] [--threads 2] [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build_qdq(name: str, workdir: Path) -> Path:
+    """The zoo model ``name`` as a QDQ ONNX file quantized by onnxruntime (cached in ``workdir``)."""
+    out = workdir / f"{name}_qdq.onnx"
+    if out.exists():
+        return out
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from hwsim.frontends.onnx_export import export_onnx
+    from hwsim.quant.bn_fold import fold_batchnorm
+    from hwsim.zoo import build_model
+
+    # BatchNorm folded first, as a deployment flow does before quantizing (onnxruntime would otherwise
+    # quantize the BatchNorm parameters themselves)
+    graph, _ = fold_batchnorm(build_model(name))
+    float_path = workdir / f"{name}.onnx"
+    export_onnx(graph, str(float_path))
+    shape = tuple(graph.inputs[0].shape)
+    rng = np.random.default_rng(0)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = 4
+
+        def get_next(self):
+            if self.left == 0:
+                return None
+            self.left -= 1
+            return {graph.inputs[0].name: rng.normal(0, 1, shape).astype(np.float32)}
+
+    quantize_static(str(float_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def hwsim_model(path: Path):
+    from hwsim.emulate.simulator import quantize_for_target
+    from hwsim.frontends.onnx_import import import_onnx
+    from hwsim.targets import load_target
+
+    graph = import_onnx(path)
+    return graph, quantize_for_target(graph, load_target("intel_int8"))
+
+
+def time_runs(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def peak_memory_child(engine: str, path: Path, threads: int) -> float:
+    """Peak RSS (MiB) of a fresh process that loads the model and runs one inference."""
+    code = f"""
+import resource, sys, numpy as np
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import bench_models as b
+from pathlib import Path
+p = Path({str(path)!r})
+if {engine!r} == "ort":
+    s = b.ort_session(p, {threads})
+    name = s.get_inputs()[0].name
+    x = np.random.default_rng(1).normal(0, 1, s.get_inputs()[0].shape).astype(np.float32)
+    s.run(None, {{name: x}})
+else:
+    from hwsim.emulate.simulator import simulate
+    g, qm = b.hwsim_model(p)
+    x = np.random.default_rng(1).normal(0, 1, g.inputs[0].shape).astype(np.float32)
+    simulate(qm, x, keep_intermediates=False, threads={threads})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="resnet50,mobilenetv2")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--workdir", default=None, help="cache folder for the ONNX files (default: a temp dir)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from hwsim.emulate.simulator import simulate
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="hwsim-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.models.split(","):
+        path = build_qdq(name, workdir)
+        sess = ort_session(path, args.threads)
+        in_name = sess.get_inputs()[0].name
+        x_nchw = np.random.default_rng(1).normal(0, 1, sess.get_inputs()[0].shape).astype(np.float32)
+        graph, qm = hwsim_model(path)
+        x_nhwc = x_nchw if x_nchw.shape == tuple(graph.inputs[0].shape) else x_nchw.transpose(0, 2, 3, 1)
+        ort_t, sim_t = [], []
+        for _ in range(args.repeats):  # alternate, so machine noise hits both alike
+            ort_t += time_runs(lambda: sess.run(None, {in_name: x_nchw}), 1)
+            sim_t += time_runs(lambda: simulate(qm, x_nhwc, keep_intermediates=False, threads=args.threads), 1)
+        ort_ms, sim_ms = 1e3 * statistics.median(ort_t), 1e3 * statistics.median(sim_t)
+        rows.append({
+            "model": name, "threads": args.threads, "onnxruntime_ms": ort_ms, "hwsim_ms": sim_ms,
+            "ratio_hwsim_over_ort": sim_ms / ort_ms,
+            "onnxruntime_peak_mib": peak_memory_child("ort", path, args.threads),
+            "hwsim_peak_mib": peak_memory_child("hwsim", path, args.threads),
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"machine: {os.cpu_count()} CPUs; batch 1; median of {args.repeats} alternating runs; "
+              f"{args.threads} threads")
+        print(f"{'model':<12} {'onnxruntime ms':>15} {'hwsim ms':>10} {'hwsim/ORT':>10} {'ORT peak MiB':>13} "
+              f"{'hwsim peak MiB':>15}")
+        for r in rows:
+            print(f"{r['model']:<12} {r['onnxruntime_ms']:>15.2f} {r['hwsim_ms']:>10.2f} "
+                  f"{r['ratio_hwsim_over_ort']:>10.2f} {r['onnxruntime_peak_mib']:>13.1f} {r['hwsim_peak_mib']:>15.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
