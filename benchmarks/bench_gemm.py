@@ -5,9 +5,9 @@ Shapes: square 1024^3 and the ResNet-50 conv layers as GEMMs (M x K x N, from
 hwsim runs with isa="auto" (AMX on Sapphire Rapids) and with isa="avx512_vnni" (the VPDPBUSD kernel the
 goals refer to). Peers: onnxruntime MatMulInteger (u8 x s8 -> s32, in-memory model, B a constant initializer),
 PyTorch fbgemm quantized linear (u8 x s8 -> u8, prepacked weights), numpy int32 matmul (measured once).
-GOPS = 2 * M * N * K / median time [best time in brackets]. The int8 peak is measured (independent VPDPBUSD chains on the same
-threads) and also computed from an assumption (cores x 64 MACs/cycle x /proc/cpuinfo clock, the Zen 4
-figure of peer-speeds.md); both are printed.
+GOPS = 2 * M * N * K / median time [from the best time, in brackets]. The int8 peak is measured
+(independent VPDPBUSD chains on the same threads) and also computed from an assumption (cores x 64
+MACs/cycle x /proc/cpuinfo clock, the Zen 4 figure of peer-speeds.md); both are printed.
 
 Usage:  python benchmarks/bench_gemm.py [--threads 2] [--repeats 30] [--quick]
 """
@@ -197,8 +197,9 @@ def main() -> None:
             numpy_cell = f"{g_n:.2f} ({g_h / g_n:.0f}x)"
         pct = f"{100 * g_v / peak_measured:.0f}%" if peak_measured else "n/a"
         print(
-            f"| {m}x{k}x{n} | {label} | {g_h:.0f} [{best['hwsim']:.0f}] | {g_v:.0f} [{best['vnni']:.0f}] ({pct}) "
-            f"| {g_o:.0f} [{best['ort']:.0f}] ({g_h / g_o:.2f}) | {g_f:.0f} [{best['fbgemm']:.0f}] ({g_h / g_f:.2f}) "
+            f"| {m}x{k}x{n} | {label} | {g_h:.0f} [{best['hwsim']:.0f}] "
+            f"| {g_v:.0f} [{best['vnni']:.0f}] ({pct}) | {g_o:.0f} [{best['ort']:.0f}] ({g_h / g_o:.2f}) "
+            f"| {g_f:.0f} [{best['fbgemm']:.0f}] ({g_h / g_f:.2f}) "
             f"| {numpy_cell} | {g_4:.0f} | {g_2:.0f} | {g_p:.0f} |",
             flush=True,
         )

@@ -210,18 +210,10 @@ def _plan(qm: QuantizedModel, layer: str) -> LayerPlan:
 
 
 def _accumulation(plan: LayerPlan, x: np.ndarray) -> int:
-    # The same choice the simulator makes for this layer (hwsim.emulate.simulator._run_weighted).
-    from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
+    """The ABI's accumulation code for the simulator's choice on this layer."""
+    from hwsim.emulate.simulator import accumulation_mode
 
-    impl, a = plan.impl, plan.node.attrs
-    if plan.op_kind == "DepthwiseConv2D":
-        mult = plan.consts["w_int"].shape[0] // x.shape[-1]
-        if impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and fbgemm_routes_depthwise(
-                x.shape[-1], mult, tuple(plan.consts["w_int"].shape[1:3]), tuple(a["strides"]),
-                tuple(a["dilations"]), tuple(a["pads"])):
-            return 2
-        return 0
-    return 1 if (impl.gemm or "exact") == "avx2_pairs" else 0
+    return {"exact": 0, "avx2_pairs": 1, "fbgemm_dw_pairs": 2}[accumulation_mode(plan, x)]
 
 
 def run_kernel(kernel: Kernel, qm: QuantizedModel, plan: LayerPlan, x: np.ndarray, out_shape: tuple[int, ...],
@@ -291,9 +283,8 @@ def run_kernel(kernel: Kernel, qm: QuantizedModel, plan: LayerPlan, x: np.ndarra
 
 
 def _graph_output_with(qm: QuantizedModel, plan: LayerPlan, replaced: np.ndarray, x: np.ndarray) -> dict:
-    # Re-run the layers after ``plan`` with the kernel's output in place. Uses the simulator's runners
-    # (hwsim.emulate.simulator has no public override hook yet).
-    from hwsim.emulate import simulator as sim
+    # Re-run the layers after ``plan`` with the kernel's output in place.
+    from hwsim.emulate.simulator import run_plan
 
     ints = dict(simulate(qm, x, keep_intermediates=True).integers)
     ints[plan.output] = replaced
@@ -304,11 +295,7 @@ def _graph_output_with(qm: QuantizedModel, plan: LayerPlan, replaced: np.ndarray
             continue
         if not after or p.mode == "fused":
             continue
-        if p.mode == "fallback":
-            ints[p.output] = sim._run_fallback(qm, p, ints)
-        else:
-            runner = sim._RUNNERS[p.impl.kernel if p.op_kind not in sim._WEIGHTED else "weighted"]
-            ints[p.output] = runner(qm, p, ints, 1)
+        ints[p.output] = run_plan(qm, p, ints)
     return {o: ints[o] for o in qm.graph.outputs}
 
 

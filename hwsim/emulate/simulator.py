@@ -829,6 +829,22 @@ def _run_fallback(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarra
     return quantize_tensor(y.astype(np.float32), model.act[p.output], model.target.numerics.activations)
 
 
+def accumulation_mode(p: LayerPlan, x: np.ndarray) -> str:
+    """How a weighted plan sums its products on input codes ``x``: ``exact``, ``avx2_pairs`` (VPMADDUBSW int16
+    pair saturation) or ``fbgemm_dw_pairs`` (fbgemm's depthwise kernel)."""
+    impl = p.impl
+    if p.op_kind == "DepthwiseConv2D":
+        a, w = p.node.attrs, p.consts["w_int"]
+        if impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and fbgemm_routes_depthwise(
+                x.shape[-1], w.shape[0] // x.shape[-1], tuple(w.shape[1:3]), tuple(a["strides"]),
+                tuple(a["dilations"]), tuple(a["pads"])):
+            # fbgemm sends only these geometries to its int16-pair-saturating depthwise kernel (probed on
+            # torch 2.13; tests/oracle/test_torch_gemm_conv.py); every other depthwise conv is exact.
+            return "fbgemm_dw_pairs"
+        return "exact"
+    return impl.gemm or "exact"
+
+
 def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: bool = False,
                threads: int = 1) -> np.ndarray:
     """The int32 accumulator of a Conv2D / depthwise / Dense plan on input codes ``x``, before requantization.
@@ -836,19 +852,12 @@ def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: boo
     ``exact=True`` sums exactly even where the target's kernel saturates (AVX2 int16 pairs, fbgemm's depthwise
     pairs): the difference between the two is what that saturation changed.
     """
-    node, c, impl = p.node, p.consts, p.impl
-    gemm_mode = "exact" if exact else (impl.gemm or "exact")
+    node, c = p.node, p.consts
+    how = "exact" if exact else accumulation_mode(p, x)
     if p.op_kind == "DepthwiseConv2D":
         a = node.attrs
-        channels = x.shape[-1]
-        mult = c["w_int"].shape[0] // channels
-        mode = "EXACT"
-        if not exact and impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and \
-                fbgemm_routes_depthwise(channels, mult, tuple(c["w_int"].shape[1:3]), tuple(a["strides"]),
-                                        tuple(a["dilations"]), tuple(a["pads"])):
-            # fbgemm sends only these geometries to its int16-pair-saturating depthwise kernel (probed on
-            # torch 2.13; tests/oracle/test_torch_gemm_conv.py); every other depthwise conv is exact.
-            mode = "FBGEMM_DW_PAIRS"
+        mult = c["w_int"].shape[0] // x.shape[-1]
+        mode = "FBGEMM_DW_PAIRS" if how == "fbgemm_dw_pairs" else "EXACT"
         return _core.depthwise_conv2d_s32(np.ascontiguousarray(x), np.ascontiguousarray(c["w_int"]),
                                           list(a["strides"]), list(a["dilations"]), list(a["pads"]),
                                           depth_multiplier=mult, x_zero_point=c["x_zero_point"],
@@ -857,10 +866,10 @@ def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: boo
         a = node.attrs
         return _core.conv2d_s32(np.ascontiguousarray(x), c["w_int"], x_zero_point=c["x_zero_point"],
                                 strides=tuple(a["strides"]), dilations=tuple(a["dilations"]), pads=tuple(a["pads"]),
-                                groups=a.get("groups", 1), mode=gemm_mode, threads=threads)
+                                groups=a.get("groups", 1), mode=how, threads=threads)
     lead = x.shape[:-1]  # Dense over the last axis
     acc = _core.gemm_s32(np.ascontiguousarray(x.reshape(-1, x.shape[-1])), c["w_int"], a_zero_point=c["x_zero_point"],
-                         mode=gemm_mode, threads=threads)
+                         mode=how, threads=threads)
     return acc.reshape(*lead, -1)
 
 
