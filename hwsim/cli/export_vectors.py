@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
-from hwsim.cli.golden import load_array
+from hwsim.cli._common import load_array
 from hwsim.compare.golden import file_sha256
 from hwsim.compare.vectors import FORMATS, export_vectors
+from hwsim.emulate.data import resolve_data
 from hwsim.emulate.simulator import quantize_for_target
-from hwsim.errors import HwsimError
 from hwsim.graph import load_model
 from hwsim.targets import load_target
 
@@ -42,22 +41,10 @@ def command(model: str, target_name: str, target_dirs: tuple[str, ...], out_dir:
     """Write per-layer inputs, weights, bias, requantization parameters and expected outputs of MODEL."""
     target = load_target(target_name, extra_dirs=tuple(Path(d) for d in target_dirs))
     graph = load_model(model)
-    data = graph.data or {}
-    if input_path:
-        inputs = load_array(input_path, "--input")
-    else:
-        ev = data.get("evaluation")
-        if ev is None or "x" not in ev:
-            raise HwsimError(f"model '{graph.name}': has no bundled evaluation data; pass --input x.npy")
-        inputs = ev["x"]
-    inputs = np.asarray(inputs, np.float32)[:limit]
-    calib = None
-    if not graph.quant:
-        if calib_path:
-            calib = load_array(calib_path, "--calib")
-        else:
-            c = data.get("calibration")
-            calib = c["x"] if c is not None and "x" in c else inputs
+    rd = resolve_data(graph, inputs=load_array(input_path, "--input") if input_path else None,
+                      calibration=load_array(calib_path, "--calib") if calib_path else None, limit=limit)
+    inputs = rd.inputs
+    calib = None if graph.quant else rd.calibration  # a pre-quantized model is not calibrated
     qm = quantize_for_target(graph, target, calib)
     names = [s.strip() for s in layers.split(",") if s.strip()] if layers else None
     manifest = export_vectors(qm, inputs, out_dir, layers=names, fmt=fmt, word_bits=int(word_bits),

@@ -6,22 +6,10 @@ import json
 from pathlib import Path
 
 import click
-import numpy as np
 
+from hwsim.cli._common import load_array
 from hwsim.compare.golden import check_golden, record_golden
-from hwsim.errors import HwsimError
 from hwsim.targets import load_target
-
-
-def load_array(path: str, what: str) -> np.ndarray:
-    """A plain .npy file (no pickles), errors naming the option."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise HwsimError(f"{what} {path}: no such file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise HwsimError(f"{what} {path}: not a plain numpy array file ({exc})") from None
-
 
 _target_dir = click.option("--target-dir", "target_dirs", multiple=True, type=click.Path(file_okay=False),
                            help="Extra folder of user target YAML files (repeatable).")

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import click
-
-from hwsim.cli._common import load_array
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from hwsim.cli._common import load_array
 from hwsim.compare.parity import CAUSES, ParityReport, parity
 from hwsim.errors import HwsimError
 from hwsim.graph import load_model

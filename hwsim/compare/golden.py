@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from hwsim import __version__
+from hwsim.emulate.data import resolve_data
 from hwsim.emulate.simulator import QuantizedModel, graph_batch_limit, quantize_for_target, simulate
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph, load_model, save_model
@@ -397,27 +398,9 @@ def record_golden(model: str | os.PathLike, target: Target, out_dir: str | os.Pa
     _check_integer_target(target)
     model_path = Path(model)
     graph = load_model(model_path)
-    data = graph.data or {}
-    if inputs is None:
-        ev = data.get("evaluation")
-        if ev is None or "x" not in ev:
-            raise HwsimError(f"model '{graph.name}': has no bundled evaluation data; pass --input x.npy")
-        inputs = ev["x"]
-    inputs = np.asarray(inputs, dtype=np.float32)
-    if limit is not None:
-        inputs = inputs[:limit]
-    expect = tuple(graph.inputs[0].shape[1:])
-    if inputs.ndim != len(expect) + 1 or tuple(inputs.shape[1:]) != expect or len(inputs) == 0:
-        raise HwsimError(f"input: expected shape (N, {', '.join(map(str, expect))}) with N >= 1 for input "
-                         f"'{graph.inputs[0].name}', got {tuple(inputs.shape)}")
-    cal = None
-    if not graph.quant:
-        if calibration is None:
-            c = data.get("calibration")
-            calibration = c["x"] if c is not None and "x" in c else inputs
-        cal = np.asarray(calibration, dtype=np.float32)
-        if limit is not None:
-            cal = cal[:limit]
+    rd = resolve_data(graph, inputs=inputs, calibration=calibration, limit=limit)
+    inputs = rd.inputs
+    cal = None if graph.quant else rd.calibration  # a pre-quantized model is not calibrated
     qm = quantize_for_target(graph, target, cal)
     f = qm.to_graph()
     # Bundled data sets stay in the source model; the bundle keeps its own inputs.

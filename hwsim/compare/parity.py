@@ -24,7 +24,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -34,12 +33,19 @@ import numpy as np
 import yaml
 
 from hwsim import __version__
+from hwsim._io import atomic_write_text
 from hwsim.compare.overflow import check_overflow
 from hwsim.emulate import simulator as sim
+from hwsim.emulate.data import resolve_data
 from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
 from hwsim.emulate.float_ref import run_float
-from hwsim.emulate.simulator import (ActQuant, LayerPlan, QuantizedModel, graph_batch_limit,
-                                     quantize_for_target)
+from hwsim.emulate.simulator import (
+    ActQuant,
+    LayerPlan,
+    QuantizedModel,
+    graph_batch_limit,
+    quantize_for_target,
+)
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph, Node
 from hwsim.targets import Target
@@ -259,13 +265,13 @@ class ParityReport:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
-        _atomic_write(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
         cols = ["a", "b", "depth", "layer", "tensor", "op", "elements", "identical", "share_identical",
                 "max_lsb", "mean_lsb", "sqnr_db", "method", "histogram", *[f"cause_{k}" for k in CAUSES]]
-        _atomic_write(out / "layers.csv", _csv(cols, self.layer_rows()))
+        atomic_write_text(out / "layers.csv", _csv(cols, self.layer_rows()))
         names = [t.name for t in self.targets]
-        _atomic_write(out / "flips.csv", _csv(["index", *names], self.flip_rows()))
-        _atomic_write(out / "targets.yaml", yaml.safe_dump({t.name: t.to_dict(all_ops=True)
+        atomic_write_text(out / "flips.csv", _csv(["index", *names], self.flip_rows()))
+        atomic_write_text(out / "targets.yaml", yaml.safe_dump({t.name: t.to_dict(all_ops=True)
                                                            for t in self.targets_resolved}, sort_keys=False))
         return out
 
@@ -283,17 +289,6 @@ def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
     for r in rows:
         w.writerow(r)
     return buf.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -756,31 +751,8 @@ def parity(graph: Graph, targets: Sequence[Target], *, inputs: np.ndarray | None
             raise HwsimError(f"--targets: {t.name} computes in float; parity compares integer targets")
     if top_k < 1:
         raise HwsimError("--top-k: must be at least 1")
-    data = graph.data or {}
-    if inputs is None:
-        ev = data.get("evaluation")
-        if ev is None or "x" not in ev:
-            raise HwsimError(f"model '{graph.name}': has no bundled evaluation data; pass --input x.npy")
-        inputs = ev["x"]
-        if labels is None:
-            labels = ev.get("y")
-    if calibration is None:
-        cal = data.get("calibration")
-        calibration = cal["x"] if cal is not None and "x" in cal else inputs
-    inputs = np.asarray(inputs, dtype=np.float32)
-    calibration = np.asarray(calibration, dtype=np.float32)
-    if limit is not None:
-        inputs, calibration = inputs[:limit], calibration[:limit]
-        labels = None if labels is None else np.asarray(labels)[:limit]
-    if len(graph.inputs) != 1:
-        raise HwsimError(f"model '{graph.name}': parity needs a single-input graph")
-    expect = tuple(graph.inputs[0].shape[1:])
-    for what, arr in (("input", inputs), ("calibration", calibration)):
-        if arr.ndim != len(expect) + 1 or tuple(arr.shape[1:]) != expect or len(arr) == 0:
-            raise HwsimError(f"{what}: expected shape (N, {', '.join(map(str, expect))}) with N >= 1 for "
-                             f"input '{graph.inputs[0].name}', got {tuple(arr.shape)}")
-    if labels is not None and len(labels) != len(inputs):
-        raise HwsimError(f"labels: {len(labels)} labels for {len(inputs)} inputs")
+    rd = resolve_data(graph, inputs=inputs, calibration=calibration, labels=labels, limit=limit)
+    inputs, calibration, labels = rd.inputs, rd.calibration, rd.labels
 
     runs: list[_TargetRun] = []
     for i, t in enumerate(targets):

@@ -24,12 +24,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hwsim._io import atomic_write_text
 from hwsim.compress._common import LOG_KEY
 from hwsim.compress.cluster import check_clustered, clustered_weights
 from hwsim.emulate.float_ref import run_float
@@ -204,17 +204,6 @@ def compare_models(before: Graph, after: Graph, *, targets: list, sim_target=Non
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def targets_csv(report: dict[str, Any]) -> str:
     """``targets.csv``: one row per target and model ("before", "after")."""
     buf = io.StringIO()
@@ -256,9 +245,9 @@ def write_folder(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
-    _atomic_write(out / "summary.json", json.dumps(report, indent=2, default=_default) + "\n")
-    _atomic_write(out / "targets.csv", targets_csv(report))
-    _atomic_write(out / "layers.csv", layers_csv(report))
+    atomic_write_text(out / "summary.json", json.dumps(report, indent=2, default=_default) + "\n")
+    atomic_write_text(out / "targets.csv", targets_csv(report))
+    atomic_write_text(out / "layers.csv", layers_csv(report))
     return out
 
 

@@ -10,7 +10,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,13 +18,21 @@ import numpy as np
 import yaml
 
 from hwsim import __version__
+from hwsim._io import atomic_write_text
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
 from hwsim.compare.overflow import OverflowReport, check_overflow
 from hwsim.cost import CostReport, estimate
 from hwsim.cost.params import CostParamsError
+from hwsim.emulate.data import resolve_data
 from hwsim.emulate.float_ref import run_float
-from hwsim.emulate.simulator import (ParamChange, QuantizedModel, graph_batch_limit, quantize_for_target,
-                                     requantize_for_target, simulate)
+from hwsim.emulate.simulator import (
+    ParamChange,
+    QuantizedModel,
+    graph_batch_limit,
+    quantize_for_target,
+    requantize_for_target,
+    simulate,
+)
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph
 from hwsim.targets import Target
@@ -125,20 +132,20 @@ class RunReport:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
-        _atomic_write(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
+        atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
         rows = [x.to_dict() for x in self.layers]
         columns = ["name", "op", "op_kind", "output", "shape", "mode", "note", "weight_bits", "activation_bits",
                    "scale", "zero_point", "sqnr_db", "cosine", "max_abs_error", "max_lsb_error", "mean_abs_error",
                    "cycles", "time_ms", "headroom_bits"]
-        _atomic_write(out / "layers.csv", _csv(columns, rows))
-        _atomic_write(out / "target.yaml", yaml.safe_dump(self.target.to_dict(all_ops=True), sort_keys=False))
+        atomic_write_text(out / "layers.csv", _csv(columns, rows))
+        atomic_write_text(out / "target.yaml", yaml.safe_dump(self.target.to_dict(all_ops=True), sort_keys=False))
         if self.cost is not None:
             self.cost.write_folder(out)
         if self.requantized:
             rows = [c.to_dict() for c in self.requantized]
             cols = ["tensor", "role", "old_bits", "new_bits", "old_scale", "new_scale", "scale_ratio",
                     "old_zero_point", "new_zero_point", "old_range", "new_range"]
-            _atomic_write(out / "requantized.csv", _csv(cols, rows))
+            atomic_write_text(out / "requantized.csv", _csv(cols, rows))
         return out
 
 
@@ -157,17 +164,6 @@ def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
     for r in rows:
         w.writerow({k: ("x".join(map(str, r[k])) if k == "shape" else _finite(r.get(k, ""))) for k in columns})
     return buf.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict[str, np.ndarray]],
@@ -212,30 +208,8 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     progress : callable, optional
         ``progress(phase, done, total)`` with phase ``"calibration"`` or ``"evaluation"``.
     """
-    data = graph.data or {}
-    if inputs is None:
-        ev = data.get("evaluation")
-        if ev is None or "x" not in ev:
-            raise HwsimError(f"model '{graph.name}': has no bundled evaluation data; pass --input x.npy")
-        inputs = ev["x"]
-        if labels is None:
-            labels = ev.get("y")
-    if calibration is None:
-        cal = data.get("calibration")
-        calibration = cal["x"] if cal is not None and "x" in cal else inputs
-    inputs = np.asarray(inputs, dtype=np.float32)
-    calibration = np.asarray(calibration, dtype=np.float32)
-    if limit is not None:
-        inputs, calibration = inputs[:limit], calibration[:limit]
-        labels = None if labels is None else np.asarray(labels)[:limit]
-    expect = tuple(graph.inputs[0].shape[1:])
-    for what, arr in (("input", inputs), ("calibration", calibration)):
-        if arr.ndim != len(expect) + 1 or tuple(arr.shape[1:]) != expect:
-            raise HwsimError(f"{what}: expected shape (N, {', '.join(map(str, expect))}) for input "
-                             f"'{graph.inputs[0].name}', got {tuple(arr.shape)}")
-    if labels is not None and len(labels) != len(inputs):
-        raise HwsimError(f"labels: {len(labels)} labels for {len(inputs)} inputs")
-
+    rd = resolve_data(graph, inputs=inputs, calibration=calibration, labels=labels, limit=limit)
+    inputs, calibration, labels = rd.inputs, rd.calibration, rd.labels
     if target.numerics.activations.format == "float":
         return _run_float_target(graph, target, inputs, labels, threads)
     ncal = calibration.shape[0]
