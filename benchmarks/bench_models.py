@@ -8,7 +8,7 @@ For each network: the zoo's float model is exported to ONNX, quantized by onnxru
   calibration; intermediates freed as soon as they are dead).
 
 Both are timed in this process, in alternation, batch 1, median of the repeats. Peak memory is the peak RSS
-(``ru_maxrss``) of a fresh child process per engine that imports its runtime, loads the model and runs one
+(``VmHWM``) of a fresh child process per engine that imports its runtime, loads the model and runs one
 inference, so the two do not share a high-water mark.
 
 Usage::
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -95,10 +94,19 @@ def time_runs(fn, repeats: int) -> list[float]:
     return times
 
 
+def vm_hwm_mib() -> float:
+    """This process's peak resident set (VmHWM): unlike ru_maxrss it is not inherited across exec."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def peak_memory_child(engine: str, path: Path, threads: int) -> float:
     """Peak RSS (MiB) of a fresh process that loads the model and runs one inference."""
     code = f"""
-import resource, sys, numpy as np
+import sys, numpy as np
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import bench_models as b
 from pathlib import Path
@@ -108,12 +116,13 @@ if {engine!r} == "ort":
     name = s.get_inputs()[0].name
     x = np.random.default_rng(1).normal(0, 1, s.get_inputs()[0].shape).astype(np.float32)
     s.run(None, {{name: x}})
+    print(b.vm_hwm_mib())
 else:
     from hwsim.emulate.simulator import simulate
     g, qm = b.hwsim_model(p)
     x = np.random.default_rng(1).normal(0, 1, g.inputs[0].shape).astype(np.float32)
     simulate(qm, x, keep_intermediates=False, threads={threads})
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    print(b.vm_hwm_mib())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])

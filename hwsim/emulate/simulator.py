@@ -702,6 +702,11 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
             raise HwsimError(f"target {target.name}: requantization scheme {scheme!r} for {p.op_kind} is not "
                              "simulated yet")
     c["x_zero_point"] = x_q.zero_point
+    # Pack the weights once for the GEMM engine (the layout its SIMD kernels read); w_int stays for reports.
+    if p.op_kind == "Conv2D":
+        c["w_packed"] = _core.pack_conv_weights(c["w_int"], groups=node.attrs.get("groups", 1))
+    elif p.op_kind == "Dense":
+        c["w_packed"] = _core.pack_weights(np.ascontiguousarray(c["w_int"]))
 
 
 def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQuant]) -> None:
@@ -864,12 +869,12 @@ def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: boo
                                           mode=getattr(_core.DepthwiseMode, mode), threads=threads)
     if p.op_kind == "Conv2D":
         a = node.attrs
-        return _core.conv2d_s32(np.ascontiguousarray(x), c["w_int"], x_zero_point=c["x_zero_point"],
+        return _core.conv2d_s32(np.ascontiguousarray(x), c["w_packed"], x_zero_point=c["x_zero_point"],
                                 strides=tuple(a["strides"]), dilations=tuple(a["dilations"]), pads=tuple(a["pads"]),
-                                groups=a.get("groups", 1), mode=how, threads=threads)
+                                mode=how, threads=threads)
     lead = x.shape[:-1]  # Dense over the last axis
-    acc = _core.gemm_s32(np.ascontiguousarray(x.reshape(-1, x.shape[-1])), c["w_int"], a_zero_point=c["x_zero_point"],
-                         mode=how, threads=threads)
+    acc = _core.gemm_s32(np.ascontiguousarray(x.reshape(-1, x.shape[-1])), c["w_packed"],
+                         a_zero_point=c["x_zero_point"], mode=how, threads=threads)
     return acc.reshape(*lead, -1)
 
 
