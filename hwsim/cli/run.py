@@ -8,15 +8,40 @@ import sys
 from pathlib import Path
 
 import click
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from hwsim.cli._common import load_array
+from hwsim.emulate.simulator import parse_overrides
 from hwsim.emulate.run import RunReport, run_model
 from hwsim.errors import HwsimError
 from hwsim.frontends import load_any
 from hwsim.targets import load_target
+
+
+def _overrides(path: str | None, excluded: tuple[str, ...], weight_bits: tuple[str, ...]) -> dict:
+    """Per-layer overrides from --overrides FILE, then --exclude and --weight-bits on top."""
+    data: dict = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                loaded = yaml.safe_load(f)
+        except OSError as exc:
+            raise HwsimError(f"--overrides {path}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise HwsimError(f"--overrides {path}: not valid YAML ({exc.__class__.__name__})") from None
+        data = {str(k): dict(v) if isinstance(v, dict) else v for k, v in (loaded or {}).items()} \
+            if isinstance(loaded, dict) or loaded is None else loaded
+    for node in excluded:
+        data.setdefault(node, {})["float"] = True
+    for text in weight_bits:
+        node, sep, bits = text.rpartition("=")
+        if not sep or not node or not bits.strip().isdigit():
+            raise HwsimError(f"--weight-bits {text!r}: expected NODE=BITS, e.g. conv1=4")
+        data.setdefault(node, {})["weight_bits"] = int(bits)
+    return parse_overrides(data, f"--overrides {path}" if path else "overrides")
 
 
 def _fmt_db(v: float) -> str:
@@ -99,10 +124,19 @@ def _print_report(report: RunReport, console: Console) -> None:
 @click.option("--requantize", is_flag=True,
               help="Pre-quantized model: map its scales onto the target's rules (keeping real ranges) instead of "
                    "simulating its own parameters; lists what changed per tensor.")
+@click.option("--dynamic", is_flag=True,
+              help="Dynamic quantization: activation ranges observed on each input at run time (no calibration).")
+@click.option("--exclude", "excluded", multiple=True, metavar="NODE",
+              help="Run this node in float32 instead of the target's integer kernel (repeatable).")
+@click.option("--weight-bits", "weight_bits", multiple=True, metavar="NODE=BITS",
+              help="Quantize this layer's weights to BITS (2..8) instead of the target's width (repeatable).")
+@click.option("--overrides", "overrides_path", type=click.Path(dir_okay=False),
+              help="YAML file of per-layer overrides: {node: {float: true, weight_bits: 4}}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_path: str | None,
             labels_path: str | None, calib_path: str | None, observer: str | None, limit: int | None, threads: int,
-            out_dir: str | None, requantize: bool, as_json: bool) -> None:
+            out_dir: str | None, requantize: bool, dynamic: bool, excluded: tuple[str, ...],
+            weight_bits: tuple[str, ...], overrides_path: str | None, as_json: bool) -> None:
     """Quantize MODEL for a target, simulate it bit-exactly and compare every layer with float.
 
     MODEL is an hwsim model.npz, or an .onnx / .tflite file imported on the fly. A pre-quantized model runs on
@@ -115,6 +149,7 @@ def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_pa
     calib = load_array(calib_path, "--calib") if calib_path else None
     if labels is not None and inputs is None:
         raise HwsimError("--labels needs --input")
+    overrides = _overrides(overrides_path, excluded, weight_bits)
     # Wide enough for the whole table when the output goes to a file or a pipe.
     console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 160)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
@@ -127,7 +162,8 @@ def command(model: str, target_name: str, target_dirs: tuple[str, ...], input_pa
             bar.update(tasks[phase], completed=done)
 
         report = run_model(graph, target, inputs=inputs, calibration=calib, labels=labels, observer=observer,
-                           limit=limit, threads=threads, requantize=requantize, progress=progress)
+                           limit=limit, threads=threads, requantize=requantize, dynamic=dynamic,
+                           overrides=overrides or None, progress=progress)
     if out_dir:
         report.write_folder(out_dir)
     if as_json:

@@ -26,6 +26,7 @@ from hwsim.cost.params import CostParamsError
 from hwsim.emulate.data import resolve_data
 from hwsim.emulate.float_ref import run_float
 from hwsim.emulate.simulator import (
+    LayerOverride,
     ParamChange,
     QuantizedModel,
     graph_batch_limit,
@@ -181,6 +182,7 @@ def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict
 def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
               calibration: np.ndarray | None = None, labels: np.ndarray | None = None,
               observer: str | None = None, limit: int | None = None, threads: int = 1, requantize: bool = False,
+              dynamic: bool = False, overrides: dict[str, LayerOverride] | None = None,
               progress: Callable[[str, int, int], None] | None = None) -> RunReport:
     """Quantize ``graph`` for ``target`` (static calibration), simulate it bit-exactly and compare with float.
 
@@ -205,6 +207,11 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     requantize : bool
         For a pre-quantized model: map its quantization onto the target's rules (keeping each tensor's real
         range) instead of simulating its own parameters; the report lists what changed per tensor.
+    dynamic : bool
+        Dynamic quantization: every input sample's activation ranges are observed on that sample itself at
+        run time (weights as in static quantization); no calibration set is used.
+    overrides : dict, optional
+        Per-node :class:`~hwsim.emulate.simulator.LayerOverride` (float, or another weight bit width).
     progress : callable, optional
         ``progress(phase, done, total)`` with phase ``"calibration"`` or ``"evaluation"``.
     """
@@ -212,13 +219,17 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     inputs, calibration, labels = rd.inputs, rd.calibration, rd.labels
     if target.numerics.activations.format == "float":
         return _run_float_target(graph, target, inputs, labels, threads)
+    if dynamic:
+        if graph.quant:
+            raise HwsimError(f"model '{graph.name}': --dynamic quantizes a float model; this one is pre-quantized")
+        return _run_dynamic(graph, target, inputs, labels, observer, overrides, threads, progress)
     ncal = calibration.shape[0]
     changes: list[ParamChange] = []
     if requantize:
         qm, changes = requantize_for_target(graph, target)
         ncal = 0
     else:
-        qm = quantize_for_target(graph, target, calibration, observer=observer,
+        qm = quantize_for_target(graph, target, calibration, observer=observer, overrides=overrides,
                                  progress=None if progress is None else lambda d: progress("calibration", d, ncal))
         if graph.quant:
             ncal = 0
@@ -234,7 +245,8 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
         q = qm.act[p.output]
         simulated = q.dequantize(integers[p.output])
         comparison = compare_tensor(ref[p.output], simulated, q.scale)
-        wbits = target.numerics.weights.bits if p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") else None
+        wbits = (p.consts.get("weight_bits", target.numerics.weights.bits)
+                 if p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") else None)
         name = p.node.name if p.fused_activation is None else f"{p.node.name}+{p.fused_activation.op}"
         layers.append(LayerReport(name, p.node.op, p.op_kind, p.output, tuple(g.tensors[p.output].shape), p.mode,
                                   p.reason, wbits if p.mode == "integer" else None,
@@ -316,4 +328,57 @@ def _run_float_target(graph: Graph, target: Target, inputs: np.ndarray, labels: 
     sqnr = compare_tensor(ref[out], sim[out], 1.0).sqnr_db
     report = RunReport(graph.name, target, int(len(inputs)), 0, layers, agreement, acc_f, acc_s, sqnr, [], None)
     _attach_cost(report, g, [n.name for n in g.nodes])
+    return report
+
+
+def _run_dynamic(graph: Graph, target: Target, inputs: np.ndarray, labels: np.ndarray | None, observer: str | None,
+                 overrides: dict[str, LayerOverride] | None, threads: int,
+                 progress: Callable[[str, int, int], None] | None) -> RunReport:
+    """Dynamic quantization: each sample is calibrated on itself, then simulated; metrics over all samples.
+
+    Scales differ from sample to sample, so layers are compared on dequantized values, and "LSB" errors use
+    each layer's largest scale over the samples.
+    """
+    ref = _in_chunks(graph, inputs, lambda xb: run_float(graph, {graph.inputs[0].name: xb}, keep_intermediates=True))
+    sims: dict[str, list[np.ndarray]] = {}
+    scales: dict[str, float] = {}
+    qm = None
+    for i in range(len(inputs)):
+        xi = inputs[i:i + 1]
+        qm = quantize_for_target(graph, target, xi, observer=observer, overrides=overrides)
+        ints = simulate(qm, xi, keep_intermediates=True, threads=threads).integers
+        for p in qm.plans:
+            if p.mode != "fused":
+                q = qm.act[p.output]
+                sims.setdefault(p.output, []).append(q.dequantize(ints[p.output]))
+                scales[p.output] = max(scales.get(p.output, 0.0), q.scale)
+        if progress is not None:
+            progress("evaluation", i + 1, len(inputs))
+    assert qm is not None
+    g = qm.graph
+    layers: list[LayerReport] = []
+    for p in qm.plans:
+        if p.mode == "fused":
+            continue
+        simulated = np.concatenate(sims[p.output])
+        q = qm.act[p.output]
+        wbits = (p.consts.get("weight_bits", target.numerics.weights.bits)
+                 if p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") else None)
+        name = p.node.name if p.fused_activation is None else f"{p.node.name}+{p.fused_activation.op}"
+        layers.append(LayerReport(name, p.node.op, p.op_kind, p.output, tuple(g.tensors[p.output].shape), p.mode,
+                                  p.reason or "dynamic: ranges from each input", wbits if p.mode == "integer" else None,
+                                  target.numerics.activations.bits, scales[p.output], q.zero_point,
+                                  compare_tensor(ref[p.output], simulated, scales[p.output])))
+    out = g.outputs[0]
+    sim_out, ref_out = np.concatenate(sims[out]), ref[out]
+    agreement = top1_agreement(ref_out, sim_out) if ref_out.ndim >= 2 and ref_out.shape[-1] > 1 else None
+    acc_f = acc_s = None
+    if labels is not None:
+        y = np.asarray(labels).reshape(-1)
+        acc_f = float(np.mean(ref_out.reshape(len(y), -1).argmax(-1) == y))
+        acc_s = float(np.mean(sim_out.reshape(len(y), -1).argmax(-1) == y))
+    sqnr = compare_tensor(ref_out, sim_out, scales[out]).sqnr_db
+    report = RunReport(graph.name, target, int(len(inputs)), 0, layers, agreement, acc_f, acc_s, sqnr,
+                       list(qm.folded_batchnorms), qm)
+    _attach_cost(report, g, [p.node.name for p in qm.plans if p.mode != "fused"])
     return report

@@ -18,7 +18,7 @@ Nothing here knows a target by name: every choice comes from the resolved :class
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -83,6 +83,47 @@ class ActQuant:
         if self.fix_pos is not None:
             d["fix_pos"] = self.fix_pos
         return d
+
+
+@dataclass(frozen=True)
+class LayerOverride:
+    """A user's per-layer choice that overrides the target: run the node in float, or give its weights
+    another bit width (the rest of the weight role unchanged)."""
+
+    float: bool = False
+    weight_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.weight_bits is not None and not 2 <= self.weight_bits <= 8:
+            raise HwsimError(f"weight_bits: must be in [2, 8], got {self.weight_bits}")
+
+
+def parse_overrides(data: Any, source: str = "overrides") -> dict[str, LayerOverride]:
+    """Overrides from a mapping ``{node: {"float": bool, "weight_bits": int}}`` (a YAML file's content).
+
+    Unknown keys and wrong types are errors naming ``source``, the node and the key.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise HwsimError(f"{source}: expected a mapping of node names to settings, got {type(data).__name__}")
+    out: dict[str, LayerOverride] = {}
+    for node, settings in data.items():
+        if not isinstance(settings, dict):
+            raise HwsimError(f"{source}: {node}: expected a mapping with 'float' and/or 'weight_bits'")
+        unknown = set(settings) - {"float", "weight_bits"}
+        if unknown:
+            raise HwsimError(f"{source}: {node}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                             "allowed: float, weight_bits")
+        fl = settings.get("float", False)
+        wb = settings.get("weight_bits")
+        if not isinstance(fl, bool) or (wb is not None and (not isinstance(wb, int) or isinstance(wb, bool))):
+            raise HwsimError(f"{source}: {node}: 'float' must be true/false and 'weight_bits' an integer")
+        try:
+            out[str(node)] = LayerOverride(fl, wb)
+        except HwsimError as exc:
+            raise HwsimError(f"{source}: {node}: {exc}") from None
+    return out
 
 
 def _rounding(name: str) -> _core.RoundingMode:
@@ -187,7 +228,7 @@ class QuantizedModel:
             g.params[b_name] = c["bias"].astype(default_storage_dtype(b_bits, True))
             fw, fb = c.get("fix_pos_w"), c.get("fix_pos_b")
             x_scale = np.float32(self.act[p.node.inputs[0]].scale)
-            w_bits = self.target.numerics.weights.bits
+            w_bits = c.get("weight_bits", self.target.numerics.weights.bits)
             if fw is None:
                 quant[w_name] = _spec(w_bits, True, c["w_scale"], np.zeros(c["w_scale"].size, np.int64), 0, None)
                 quant[b_name] = _spec(32, True, (x_scale * c["w_scale"]).astype(np.float32),
@@ -286,7 +327,7 @@ def _batches(x: np.ndarray, batch: int) -> Iterable[np.ndarray]:
 
 
 def quantize_for_target(graph: Graph, target: Target, calibration: np.ndarray | None = None, *,
-                        observer: str | None = None,
+                        observer: str | None = None, overrides: dict[str, LayerOverride] | None = None,
                         batch_size: int = 16, progress: Callable[[int], None] | None = None) -> QuantizedModel:
     """Prepare ``graph`` for ``target``: static quantization of a float model, or a pre-quantized model as is.
 
@@ -305,12 +346,16 @@ def quantize_for_target(graph: Graph, target: Target, calibration: np.ndarray | 
     observer : str, optional
         Override of the target's activation observer (``minmax``, ``percentile``, ``mse``, ``kl``,
         ``pow2_diffs``).
+    overrides : dict, optional
+        Per-node :class:`LayerOverride` (run in float, or another weight bit width).
     batch_size : int
         Calibration batch size (pow2 targets take the mode of per-batch positions, so this matters there).
     progress : callable, optional
         Called with the number of samples processed after each batch.
     """
     if graph.quant:
+        if overrides:
+            raise HwsimError(f"model '{graph.name}': per-layer overrides apply when hwsim quantizes a float model")
         return _from_prequantized(graph, target)
     if len(graph.inputs) != 1:
         raise HwsimError(f"model '{graph.name}': hwsim run needs a single-input graph, got "
@@ -321,7 +366,7 @@ def quantize_for_target(graph: Graph, target: Target, calibration: np.ndarray | 
     if calibration.ndim == 0 or calibration.shape[0] == 0:
         raise HwsimError("calibration: no calibration samples")
     g, fold = fold_batchnorm(graph)
-    plans = _make_plans(g, target)
+    plans = _make_plans(g, target, overrides)
     act_role = target.numerics.activations
 
     # Which tensors need observed ranges: graph input and every output written by a plan that sets its
@@ -507,7 +552,11 @@ def _fixed_or_same(p: LayerPlan, act: dict[str, ActQuant]) -> ActQuant:
     return src
 
 
-def _make_plans(g: Graph, target: Target) -> list[LayerPlan]:
+def _make_plans(g: Graph, target: Target, overrides: dict[str, LayerOverride] | None = None) -> list[LayerPlan]:
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - {n.name for n in g.nodes})
+    if unknown:
+        raise HwsimError(f"overrides: no node named {', '.join(map(repr, unknown))} in model '{g.name}'")
     plans: list[LayerPlan] = []
     fused_into: dict[str, LayerPlan] = {}
     for node in g.nodes:
@@ -524,7 +573,14 @@ def _make_plans(g: Graph, target: Target) -> list[LayerPlan]:
             mode, reason = "fallback", f"hwsim has no integer kernel '{impl.kernel}' yet (float32 instead)"
         else:
             mode, reason = "integer", ""
+        ov = overrides.get(node.name)
+        if ov is not None and ov.float:
+            mode, reason = "fallback", "excluded to float by a per-layer override"
         plan = LayerPlan(node, kind, impl, mode, reason, output=node.outputs[0])
+        if ov is not None and ov.weight_bits is not None:
+            if kind not in _WEIGHTED:
+                raise HwsimError(f"overrides: {node.name}: weight_bits applies to Conv2D/Dense layers, not {kind}")
+            plan.consts["weight_bits"] = ov.weight_bits
         if mode == "integer" and kind in _WEIGHTED:
             user = _sole_consumer(g, node.outputs[0])
             if user is not None and user.op in impl.fuse and _fusable(user) and _same_spec(g, node.outputs[0],
@@ -645,6 +701,8 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
         _given_weights(g, node, p, x_q, scheme)
     else:
         b = g.params[b_name] if b_name is not None else np.zeros(w.shape[0], np.float32)
+        if "weight_bits" in c:
+            w_role = replace(w_role, bits=c["weight_bits"])
         w_int, w_params = _quantize_weight(w, w_role, axis=0)
         c["w_int"] = w_int
         c["w_scale"] = np.broadcast_to(w_params.scale.astype(np.float32), (w.shape[0],)).copy()

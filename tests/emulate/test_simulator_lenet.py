@@ -54,3 +54,41 @@ def test_intermediates_are_freed_unless_kept(lenet):
     assert set(lean) == set(lenet.outputs)
     for name in lean:
         np.testing.assert_array_equal(lean[name], kept[name])
+
+
+def test_excluded_layer_runs_in_float_and_is_reported(lenet):
+    from hwsim.emulate.simulator import LayerOverride
+
+    report = run_model(lenet, load_target("fpga_dpu"), limit=40, overrides={"fc3": LayerOverride(float=True)})
+    (fc3,) = [layer for layer in report.layers if layer.name == "fc3"]
+    assert fc3.mode == "fallback" and "override" in fc3.note
+    assert all(layer.mode == "integer" for layer in report.layers if layer.name != "fc3")
+
+
+def test_weight_bits_override_changes_only_that_layer(lenet):
+    from hwsim.emulate.simulator import LayerOverride
+
+    qm_report = run_model(lenet, load_target("arm_tflite"), limit=40, overrides={"conv1": LayerOverride(weight_bits=4)})
+    plans = {p.node.name: p for p in qm_report.quantized.plans}
+    w1, w2 = plans["conv1"].consts["w_int"], plans["conv2"].consts["w_int"]
+    assert w1.min() >= -7 and w1.max() <= 7  # TFLite's narrow rule at 4 bits: [-7, 7]
+    assert w2.max() > 7 or w2.min() < -7
+
+
+def test_dynamic_quantization_observes_each_input(lenet):
+    report = run_model(lenet, load_target("arm_tflite"), limit=30, dynamic=True)
+    assert report.calibration_samples == 0 and report.accuracy_sim >= report.accuracy_float - 0.05
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"nope": {"float": True}}, "no node named 'nope'"),
+    ({"conv1": {"bits": 4}}, "unknown key"),
+    ({"conv1": {"weight_bits": 1}}, "weight_bits"),
+    ({"pool1": {"weight_bits": 4}}, "applies to Conv2D/Dense"),
+])
+def test_bad_overrides_are_named(lenet, overrides, message):
+    from hwsim.emulate.simulator import parse_overrides
+    from hwsim.errors import HwsimError
+
+    with pytest.raises(HwsimError, match=message):
+        run_model(lenet, load_target("arm_tflite"), limit=8, overrides=parse_overrides(overrides))
