@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -125,8 +126,8 @@ py::array SoftmaxFixedPointPy(py::handle x_obj, py::handle m_obj, py::handle ls_
   const int32_t m = static_cast<int32_t>(Int(m_obj, "beta_multiplier", 1, std::numeric_limits<int32_t>::max()));
   const int ls = static_cast<int>(Int(ls_obj, "beta_left_shift", 0, 30));
   // |diff| 2^left_shift must stay below 2^31 for every diff >= diff_min (CalculateInputRadius guarantees it)
-  const int64_t dmin = Int(dmin_obj, "diff_min", -255, 0);
-  if ((-dmin) * (int64_t{1} << ls) > std::numeric_limits<int32_t>::max())
+  const int64_t dmin = Int(dmin_obj, "diff_min", -int64_t{std::numeric_limits<int32_t>::max()}, 0);
+  if (std::min<int64_t>(-dmin, 255) * (int64_t{1} << ls) > std::numeric_limits<int32_t>::max())
     ValueError("diff_min * 2^beta_left_shift must fit int32, got diff_min " + Str(dmin) + ", shift " + Str(ls));
   py::array out(x.dtype(), Shape(x));
   Dispatch8(x, "x", [&](auto tag) {

@@ -83,6 +83,9 @@ inline int CountLeadingZeros32(uint32_t v) {
 // e = exp_on_negative_values(x), sum = sum of RDBP(e, 12) (Q12.19, int32 wrapping adds);
 // recip = 1/(1 + (sum << clz(sum)) - 1) via OneOverOnePlusX, bits = 12 - clz(sum);
 // y = RDBP(SRDHM(recip, e), bits + 31 - 8) + type minimum, clamped to the type (output scale 1/256).
+// A sum of 2^28 or more (at least 512 values at the row maximum) makes that exponent exceed 31: the
+// interpreter's BUILTIN_REF then aborts (measured with a 1000-wide row: gemmlowp asserts exponent <= 31);
+// here the division continues exactly in int64. C is limited to 2048 so that the int32 sum cannot wrap.
 template <typename T>
 void SoftmaxFixedPoint(const T* x, int64_t rows, int64_t C, int32_t beta_multiplier, int beta_left_shift,
                        int32_t diff_min, T* out) {

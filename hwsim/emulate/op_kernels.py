@@ -3,13 +3,383 @@
 ``PREPARE[kernel](graph, target, plan, act)`` derives the integer constants of one layer from the quantization
 of its input and output (or turns the plan into a reported fallback); ``RUN[kernel](model, plan, ints,
 threads)`` returns its output codes. The simulator (hwsim/emulate/simulator.py) dispatches to them.
+
+Kernels whose output depends on the input code only (TFLite HARD_SWISH and LEAKY_RELU, the DPU's leaky ReLU,
+hard-sigmoid and hard-swish) are evaluated once per possible code at prepare time with the engine's exact
+integer formula (``_core``), and run as a table lookup (``_core.apply_lut``): bit-identical to evaluating
+the formula per element, and one memory access per element. SOFTMAX runs in C++ over rows
+(csrc/hwsim/softmax_tflite.h); MEAN and XNNPACK's ADD are exact int64 numpy vector code.
+
+Numpy twins of every formula live in :mod:`hwsim.emulate.ref_activations`.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import numpy as np
 
+from hwsim import _core
+from hwsim.emulate import ref_activations as ref
+
 PREPARE: dict[str, Callable[..., None]] = {}
 RUN: dict[str, Callable[..., np.ndarray]] = {}
+
+_EIGHT_BIT = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def _register(kernel: str, prepare: Callable[..., None], run: Callable[..., np.ndarray]) -> None:
+    PREPARE[kernel], RUN[kernel] = prepare, run
+
+
+def _fallback(plan, reason: str) -> None:
+    plan.mode, plan.reason = "fallback", f"{reason} (float32 instead)"
+
+
+def all_codes(dtype: np.dtype) -> np.ndarray:
+    """Every bit pattern of an 8- or 16-bit integer type, in the index order of ``_core.apply_lut``."""
+    dtype = np.dtype(dtype)
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    return np.arange(1 << (8 * dtype.itemsize), dtype=np.int64).astype(unsigned).view(dtype)
+
+
+def _table_run(model, plan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+    return _core.apply_lut(np.ascontiguousarray(ints[plan.node.inputs[0]]), plan.consts["table"])
+
+
+def _f32(v: float) -> np.float32:
+    return np.float32(v)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TFLite HARD_SWISH (numerics A.8)
+
+
+def hard_swish_params(input_scale: float, output_scale: float) -> dict[str, int]:
+    """int16 multipliers of HARD_SWISH (TFLite HardSwishPrepare, numerics A.8).
+
+    s_hi = float32(s_in / 128); QuantizeMultiplier of float32(s_hi / s_out) and float32(s_hi / (3/32768)),
+    each reduced to int16 by DownScaleInt32ToInt16Multiplier ((M + 2^15) >> 16, 32767 near the top).
+    """
+    hires = _f32(_f32(input_scale) * _f32(1.0 / 128.0))
+
+    def m16(real: np.float32) -> tuple[int, int]:
+        m, e = _core.quantize_multiplier(float(real))
+        return (32767 if m >= 2**31 - 1 - 2**15 else (int(m) + 2**15) >> 16), int(e)
+
+    mo, eo = m16(_f32(hires / _f32(output_scale)))
+    mr, er = m16(_f32(hires / _f32(3.0 / 32768.0)))
+    return {"output_multiplier": mo, "output_shift": eo, "reluish_multiplier": mr, "reluish_shift": er}
+
+
+def _prepare_hard_swish(graph, target, plan, act) -> None:
+    x_q, y_q = act[plan.node.inputs[0]], act[plan.output]
+    if x_q.dtype not in _EIGHT_BIT or y_q.dtype != x_q.dtype:
+        return _fallback(plan, "HARD_SWISH runs on int8/uint8 only")
+    prm = hard_swish_params(x_q.scale, y_q.scale)
+    if prm["output_shift"] > 0:  # TFLite requires s_in / (128 s_out) < 1 (HardSwishPrepare)
+        return _fallback(plan, "HARD_SWISH needs s_in < 128 s_out")
+    if prm["reluish_shift"] > 15:
+        return _fallback(plan, "HARD_SWISH reluish multiplier out of the int16 range")
+    plan.consts.update(prm)
+    plan.consts["table"] = _core.hard_swish_tflite(all_codes(x_q.dtype), input_zero_point=x_q.zero_point,
+                                                   output_zero_point=y_q.zero_point, qmin=y_q.qmin,
+                                                   qmax=y_q.qmax, **prm)
+
+
+_register("tflite_hard_swish", _prepare_hard_swish, _table_run)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TFLite LEAKY_RELU: reference (numerics A.7) and XNNPACK (measured, test_leaky_relu_all_codes)
+
+
+def leaky_relu_params(input_scale: float, output_scale: float, alpha: float) -> dict[str, int]:
+    """Reference LEAKY_RELU multipliers: QuantizeMultiplier of s_in/s_out and s_in·alpha/s_out, each ratio
+    computed in float32 and then widened (TFLite LeakyReluPrepare: `double m = input->params.scale *
+    params->alpha / output->params.scale`, float operands)."""
+    si, so, a = _f32(input_scale), _f32(output_scale), _f32(alpha)
+    mi, ei = _core.quantize_multiplier(float(_f32(si / so)))
+    ma, ea = _core.quantize_multiplier(float(_f32(_f32(si * a) / so)))
+    return {"multiplier_identity": int(mi), "shift_identity": int(ei), "multiplier_alpha": int(ma),
+            "shift_alpha": int(ea)}
+
+
+def leaky_relu_xnnpack_params(input_scale: float, output_scale: float, alpha: float) -> dict[str, int]:
+    """XNNPACK LEAKY_RELU 8-bit multipliers: rint(256·float32(s_in/s_out)), rint(256·float32(alpha·s_in/s_out))."""
+    si, so, a = _f32(input_scale), _f32(output_scale), _f32(alpha)
+    return {"positive_multiplier": int(np.rint(256 * np.float64(_f32(si / so)))),
+            "negative_multiplier": int(np.rint(256 * np.float64(_f32(_f32(a * si) / so))))}
+
+
+def _prepare_leaky_relu(graph, target, plan, act) -> None:
+    x_q, y_q = act[plan.node.inputs[0]], act[plan.output]
+    alpha = float(plan.node.attrs.get("alpha", 0.01))
+    if x_q.dtype not in _EIGHT_BIT or y_q.dtype != x_q.dtype:
+        return _fallback(plan, "LEAKY_RELU runs on int8/uint8 only")
+    if alpha < 0:
+        return _fallback(plan, f"LEAKY_RELU with a negative alpha {alpha}")
+    common = dict(input_zero_point=x_q.zero_point, output_zero_point=y_q.zero_point, qmin=y_q.qmin, qmax=y_q.qmax)
+    if plan.impl.params.get("arithmetic", "multiplier") == "fixed_point_8bit":
+        prm = leaky_relu_xnnpack_params(x_q.scale, y_q.scale, alpha)
+        if max(abs(v) for v in prm.values()) >= 1 << 23:
+            return _fallback(plan, "LEAKY_RELU scale ratio too large for the 8-bit fixed-point multiplier")
+        plan.consts["table"] = _core.leaky_relu_xnnpack(all_codes(x_q.dtype), **prm, **common)
+    else:
+        scheme = plan.impl.requant.scheme if plan.impl.requant is not None else "fixed_point_double"
+        if scheme != "fixed_point_double":
+            return _fallback(plan, f"LEAKY_RELU with requantization '{scheme}' is not simulated")
+        prm = leaky_relu_params(x_q.scale, y_q.scale, alpha)
+        if max(prm["shift_identity"], prm["shift_alpha"]) > 22:
+            return _fallback(plan, "LEAKY_RELU scale ratio too large")
+        plan.consts["table"] = _core.leaky_relu_tflite(all_codes(x_q.dtype), **prm, **common)
+    plan.consts.update(prm)
+
+
+_register("tflite_leaky_relu", _prepare_leaky_relu, _table_run)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TFLite SOFTMAX: gemmlowp fixed point (reference) or float32 table (optimized), numerics A.9
+
+
+def softmax_fixed_point_params(input_scale: float, beta: float = 1.0) -> dict[str, int] | None:
+    """PreprocessSoftmaxScaling with 5 integer bits: (M, left_shift) = QuantizeMultiplierGreaterThanOne of
+    min(beta·s_in·2^26, 2^31 − 1); diff_min = −floor(31·2^26 / 2^left_shift). None when the real
+    multiplier is below 1 (TFLite rejects it)."""
+    real = min(float(beta) * float(_f32(input_scale)) * (1 << 26), (1 << 31) - 1.0)
+    if real < 1.0:
+        return None
+    m, shift = _core.quantize_multiplier(real)
+    diff_min = -int(math.floor(31 * (1 << 26) / (1 << int(shift))))
+    return {"beta_multiplier": int(m), "beta_left_shift": int(shift), "diff_min": diff_min}
+
+
+def _prepare_softmax(graph, target, plan, act) -> None:
+    node = plan.node
+    x_q, y_q = act[node.inputs[0]], act[plan.output]
+    rank = len(graph.tensors[node.inputs[0]].shape)
+    if node.attrs.get("axis", -1) not in (-1, rank - 1):
+        return _fallback(plan, "SOFTMAX over an axis other than the last")
+    if x_q.dtype not in _EIGHT_BIT or y_q.dtype != x_q.dtype:
+        return _fallback(plan, "SOFTMAX runs on int8/uint8 only")
+    if plan.impl.params.get("algorithm", "float_table") == "fixed_point":
+        tmin = int(np.iinfo(y_q.dtype).min)
+        if (_f32(y_q.scale), y_q.zero_point) != (_f32(1 / 256), tmin):
+            return _fallback(plan, f"fixed-point SOFTMAX needs output (1/256, {tmin})")
+        prm = softmax_fixed_point_params(x_q.scale)
+        if prm is None:
+            return _fallback(plan, "SOFTMAX input scale below 2^-26")
+        plan.consts.update(prm, algorithm="fixed_point")
+    else:
+        plan.consts.update(algorithm="float_table", table=ref.softmax_table(x_q.scale))
+
+
+def _run_softmax(model, plan, ints, threads) -> np.ndarray:
+    x = np.ascontiguousarray(ints[plan.node.inputs[0]])
+    c, y_q = plan.consts, model.act[plan.output]
+    if c["algorithm"] == "fixed_point":
+        if x.shape[-1] > 2048:
+            raise _too_wide(plan, x.shape[-1])
+        return _core.softmax_tflite_fixed_point(x, beta_multiplier=c["beta_multiplier"],
+                                                beta_left_shift=c["beta_left_shift"], diff_min=c["diff_min"])
+    return _core.softmax_tflite_float_table(x, c["table"], output_scale=_f32(y_q.scale),
+                                            output_zero_point=y_q.zero_point, qmin=y_q.qmin, qmax=y_q.qmax)
+
+
+def _too_wide(plan, n: int) -> Exception:
+    from hwsim.errors import HwsimError
+
+    return HwsimError(f"node '{plan.node.name}': fixed-point SOFTMAX over {n} values overflows TFLite's Q12.19 "
+                      "sum (at most 2048)")
+
+
+_register("tflite_softmax", _prepare_softmax, _run_softmax)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TFLite MEAN over H, W (GlobalAvgPool): reference (numerics A.10) and XNNPACK fp32 (measured)
+
+
+def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
+    """(M', e') of the reference MEAN: (M, e) = QuantizeMultiplier(s_in/s_out) in double;
+    sh = min(floor(log2 N), 32, 31 + e); M' = (M·2^sh) // N; e' = e − sh (numerics A.10)."""
+    m, e = _core.quantize_multiplier(float(_f32(input_scale)) / float(_f32(output_scale)))
+    sh = min(int(count).bit_length() - 1, 32, 31 + int(e))
+    return (int(m) << sh) // int(count), int(e) - sh
+
+
+def _prepare_mean(graph, target, plan, act) -> None:
+    node = plan.node
+    x_q, y_q = act[node.inputs[0]], act[plan.output]
+    shape = graph.tensors[node.inputs[0]].shape
+    if node.op != "GlobalAvgPool" or len(shape) != 4:
+        return _fallback(plan, f"MEAN kernel for {node.op}")
+    count = int(shape[1]) * int(shape[2])
+    scheme = plan.impl.requant.scheme if plan.impl.requant is not None else "none"
+    if scheme == "fixed_point_double":
+        m, e = mean_multiplier(x_q.scale, y_q.scale, count)
+        if not -31 <= e <= 30 or count * 65536 >= 2**31:
+            return _fallback(plan, "MEAN multiplier out of the int32 range")
+        plan.consts.update(multiplier=m, shift=e)
+    elif scheme == "float_scale":
+        plan.consts["scale"] = _f32(_f32(x_q.scale) / (_f32(count) * _f32(y_q.scale)))
+    else:
+        return _fallback(plan, f"MEAN with requantization '{scheme}' is not simulated")
+
+
+def _run_mean(model, plan, ints, threads) -> np.ndarray:
+    x = ints[plan.node.inputs[0]]
+    x_q, y_q, c = model.act[plan.node.inputs[0]], model.act[plan.output], plan.consts
+    count = x.shape[1] * x.shape[2]
+    total = x.astype(np.int64).sum(axis=(1, 2), keepdims=True) - count * x_q.zero_point
+    if "scale" in c:
+        v = (total.astype(np.float32) * c["scale"]).astype(np.float32)
+        v = np.clip(v, np.float32(y_q.qmin - y_q.zero_point), np.float32(y_q.qmax - y_q.zero_point))
+        return (np.rint(v).astype(np.int64) + y_q.zero_point).astype(y_q.dtype)
+    flat = np.ascontiguousarray(total.reshape(-1, 1), dtype=np.int32)
+    y = _core.multiply_by_quantized_multiplier(flat, np.array([c["multiplier"]], np.int32),
+                                               np.array([c["shift"]], np.int32), variant="double")
+    y = y.reshape(total.shape).astype(np.int64) + y_q.zero_point
+    return np.clip(y, y_q.qmin, y_q.qmax).astype(y_q.dtype)
+
+
+_register("tflite_mean", _prepare_mean, _run_mean)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# XNNPACK ADD (measured, test_add_all_pairs): multipliers of `multiplier_bits` bits, one rounding
+
+
+def xnnpack_add_params(a_scale: float, b_scale: float, output_scale: float, bits: int = 20) -> dict[str, int]:
+    """m_i = rint(float32(s_i / s_out)·2^k), k = bits − floor(log2(max ratio))."""
+    so = _f32(output_scale)
+    ra, rb = _f32(_f32(a_scale) / so), _f32(_f32(b_scale) / so)
+    k = bits - int(np.floor(np.log2(max(ra, rb))))
+    return {"a_multiplier": int(np.rint(np.float64(ra) * 2.0**k)),
+            "b_multiplier": int(np.rint(np.float64(rb) * 2.0**k)), "shift": k}
+
+
+def _prepare_xnnpack_add(graph, target, plan, act) -> None:
+    node = plan.node
+    if len(node.inputs) != 2 or any(t in graph.params or t not in act for t in node.inputs):
+        return _fallback(plan, "ADD with a constant operand")
+    a_q, b_q, y_q = act[node.inputs[0]], act[node.inputs[1]], act[plan.output]
+    prm = xnnpack_add_params(a_q.scale, b_q.scale, y_q.scale, int(plan.impl.params.get("multiplier_bits", 20)))
+    if not 1 <= prm["shift"] <= 40:
+        return _fallback(plan, "ADD scale ratios out of XNNPACK's range")
+    plan.consts.update(prm)
+
+
+def _run_xnnpack_add(model, plan, ints, threads) -> np.ndarray:
+    a_name, b_name = plan.node.inputs
+    a_q, b_q, y_q = model.act[a_name], model.act[b_name], model.act[plan.output]
+    y = ref.add_xnnpack(ints[a_name], ints[b_name], a_zero_point=a_q.zero_point, b_zero_point=b_q.zero_point,
+                        output_zero_point=y_q.zero_point, qmin=y_q.qmin, qmax=y_q.qmax, **plan.consts)
+    return y.astype(y_q.dtype)
+
+
+_register("xnnpack_add", _prepare_xnnpack_add, _run_xnnpack_add)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Xilinx DPU: leaky ReLU (C.5), hard-sigmoid and hard-swish (C.6); power-of-two positions, DPU_ROUND
+
+
+def _dpu_rounding(plan) -> Any:
+    return getattr(_core.RoundingMode, dict(plan.impl.requant.params).get("rounding", "HALF_UP")
+                   if plan.impl.requant is not None else "HALF_UP")
+
+
+def _shift_round(x: np.ndarray, n: int, mode) -> np.ndarray:
+    """x / 2^n with the DPU's rounding (n > 0), exact x·2^−n otherwise."""
+    x = np.ascontiguousarray(x, dtype=np.int64)
+    return _core.rounding_right_shift(x, n, mode) if n > 0 else x << -n
+
+
+def _dpu_positions(plan, act, *, min_in: int | None = None) -> tuple[Any, Any] | None:
+    x_q, y_q = act[plan.node.inputs[0]], act[plan.output]
+    if x_q.fix_pos is None or y_q.fix_pos is None:
+        _fallback(plan, "the DPU kernel needs power-of-two (fix_pos) input and output")
+        return None
+    if min_in is not None and x_q.fix_pos < min_in:
+        _fallback(plan, f"input fix_pos {x_q.fix_pos} below the DPU's minimum {min_in}")
+        return None
+    return x_q, y_q
+
+
+def _prepare_dpu_leaky_relu(graph, target, plan, act) -> None:
+    prm = plan.impl.params
+    num, den = int(prm.get("alpha_numerator", 26)), int(prm.get("alpha_denominator", 256))
+    alpha = float(plan.node.attrs.get("alpha", 0.01))
+    if abs(alpha - num / den) > 1e-6:
+        return _fallback(plan, f"the DPU runs leaky ReLU with alpha {num}/{den} only, got {alpha}")
+    if den & (den - 1):
+        return _fallback(plan, f"alpha denominator {den} is not a power of two")
+    pos = _dpu_positions(plan, act)
+    if pos is None:
+        return
+    x_q, y_q = pos
+    log2_den = den.bit_length() - 1
+    x = all_codes(x_q.dtype).astype(np.int64)
+    scaled = np.where(x < 0, x * num, x << log2_den)  # the slope acts on the exact value, one rounding after
+    y = _shift_round(scaled, log2_den + x_q.fix_pos - y_q.fix_pos, _dpu_rounding(plan))
+    plan.consts["table"] = np.clip(y, y_q.qmin, y_q.qmax).astype(y_q.dtype)
+
+
+_register("dpu_leaky_relu", _prepare_dpu_leaky_relu, _table_run)
+
+
+def _force_min_output_fix_pos(plan, act, minimum: int) -> None:
+    """vai_q raises the output fix_pos of a hard-sigmoid to at least ``minimum`` (numerics C.6, section 7)."""
+    from dataclasses import replace
+
+    y_q = act[plan.output]
+    if y_q.fix_pos is not None and y_q.fix_pos < minimum:
+        act[plan.output] = replace(y_q, fix_pos=minimum, scale=float(np.ldexp(np.float32(1.0), -minimum)))
+
+
+def _hsigmoid_codes(x: np.ndarray, p_in: int, p_out: int, multiplier: int, shift: int, qmin: int, qmax: int,
+                    mode) -> np.ndarray:
+    if (multiplier, shift) == (2731, 14):
+        return _core.hard_sigmoid_dpu(x, p_in, p_out, qmin=qmin, qmax=qmax, rounding=mode).astype(np.int64)
+    tmp = np.clip(x.astype(np.int64) * multiplier + 3 * multiplier * (1 << p_in), 0, 1 << 32)
+    return np.clip(_shift_round(tmp, p_in + shift - p_out, mode), qmin, qmax)
+
+
+def _prepare_dpu_hsigmoid(graph, target, plan, act) -> None:
+    prm = plan.impl.params
+    a = plan.node.attrs
+    if abs(float(a.get("alpha", 1 / 6)) - 1 / 6) > 1e-6 or abs(float(a.get("beta", 0.5)) - 0.5) > 1e-6:
+        return _fallback(plan, "the DPU hard-sigmoid is relu6(x + 3) / 6 (alpha 1/6, beta 1/2) only")
+    _force_min_output_fix_pos(plan, act, int(prm.get("min_output_fix_pos", 7)))
+    pos = _dpu_positions(plan, act, min_in=int(prm.get("min_input_fix_pos", 0)))
+    if pos is None:
+        return
+    x_q, y_q = pos
+    y = _hsigmoid_codes(all_codes(x_q.dtype), x_q.fix_pos, y_q.fix_pos, int(prm.get("multiplier", 2731)),
+                        int(prm.get("shift", 14)), y_q.qmin, y_q.qmax, _dpu_rounding(plan))
+    plan.consts["table"] = y.astype(y_q.dtype)
+
+
+_register("dpu_hsigmoid", _prepare_dpu_hsigmoid, _table_run)
+
+
+def _prepare_dpu_hswish(graph, target, plan, act) -> None:
+    prm = plan.impl.params
+    pos = _dpu_positions(plan, act, min_in=int(prm.get("min_input_fix_pos", 0)))
+    if pos is None:
+        return
+    x_q, y_q = pos
+    p_t = int(prm.get("internal_fix_pos", 7))
+    mode = _dpu_rounding(plan)
+    x = all_codes(x_q.dtype)
+    # the internal hard-sigmoid is 8 bits at fix_pos 7 whatever the activation width (section 7)
+    t = _hsigmoid_codes(x, x_q.fix_pos, p_t, int(prm.get("multiplier", 2731)), int(prm.get("shift", 14)), -128,
+                        127, mode)
+    y = _shift_round(x.astype(np.int64) * t, x_q.fix_pos + p_t - y_q.fix_pos, mode)
+    plan.consts["table"] = np.clip(y, y_q.qmin, y_q.qmax).astype(y_q.dtype)
+
+
+_register("dpu_hswish", _prepare_dpu_hswish, _table_run)

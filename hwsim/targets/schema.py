@@ -235,12 +235,22 @@ KERNELS: Mapping[str, KernelSpec] = MappingProxyType({
         doc="256-entry table: f(s_in (v - zp_in)) * (1 / s_out), rounded, + zp_out, clamped (A.7)"),
     "tflite_softmax": KernelSpec(
         ("Softmax",),
-        _params(table_precision=_enum(PRECISIONS, "float32"),
+        _params(algorithm=_enum(("float_table", "fixed_point"), "float_table",
+                                "float_table: optimized kernel (A.9 first bullet); fixed_point: reference "
+                                "kernel, gemmlowp exp and reciprocal, output (1/256, type minimum) (A.9)"),
+                table_precision=_enum(PRECISIONS, "float32"),
                 rounding=_enum(ROUNDING_MODES, "HALF_AWAY_FROM_ZERO")),
-        doc="float exp table, sequential float sum, reciprocal (A.9)"),
+        doc="float exp table, sequential float sum, reciprocal; or gemmlowp fixed point (A.9)"),
     "tflite_hard_swish": KernelSpec(("HardSwish",), doc="int16 fixed point, truncating product (A.8)"),
-    "tflite_leaky_relu": KernelSpec(("LeakyReLU",), requant="required",
-                                    doc="identity and alpha multipliers by sign of q - zp (A.7)"),
+    "tflite_leaky_relu": KernelSpec(
+        ("LeakyReLU",),
+        _params(arithmetic=_enum(("multiplier", "fixed_point_8bit"), "multiplier",
+                                 "multiplier: MBQM by the requant scheme (reference, A.7); fixed_point_8bit: "
+                                 "zp + ((d m + 128) >> 8), m = rint(256 ratio) (XNNPACK, measured)")),
+        requant="optional", doc="identity and alpha multipliers by sign of q - zp (A.7)"),
+    "xnnpack_add": KernelSpec(
+        ("Add",), _params(multiplier_bits=Key("int", 20, minimum=1, maximum=30)),
+        doc="m_i = rint(s_i/s_out 2^k), k = bits - floor(log2 max ratio); one rounding (measured)"),
     "dpu_leaky_relu": KernelSpec(
         ("LeakyReLU",),
         _params(alpha_numerator=Key("int", 26, minimum=1), alpha_denominator=Key("int", 256, minimum=1)),

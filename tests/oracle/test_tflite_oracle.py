@@ -56,31 +56,8 @@ MIN_SAMPLES, MIN_VALUES = 64, 1 << 16
 MORE_VALUES = {"softmax": 1 << 18}
 
 # Known gaps in code this test does not own (simulator kernels, target descriptions), each reproduced by an
-# engine-fact test at the end of this file; strict, so that a fix shows up as XPASS.
-_NO_KERNEL = ("hwsim.emulate.simulator has no integer kernel '{}' (INTEGER_KERNELS) and runs the op as "
-              "float32 fallback; the engine's formula is {} (test_{} below)")
-_SOFTMAX_REF = ("the gemmlowp fixed-point softmax of numerics A.9 (second bullet) under BUILTIN_REF, not the "
-                "float table arm_tflite.yaml ops.Softmax describes")
-_LEAKY_XNN = ("an 8-bit fixed-point multiply, not the fp32 requantization that arm_tflite_xnnpack.yaml "
-              "ops.LeakyReLU describes")
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("hard_swish", "arm_tflite"): _NO_KERNEL.format("tflite_hard_swish", "numerics A.8",
-                                                    "hard_swish_all_codes"),
-    ("hard_swish", "arm_tflite_xnnpack"): _NO_KERNEL.format(
-        "tflite_hard_swish", "numerics A.8 (XNNPACK equals the reference)", "hard_swish_all_codes"),
-    ("leaky_relu", "arm_tflite"): _NO_KERNEL.format("tflite_leaky_relu", "numerics A.7 LEAKY_RELU",
-                                                    "leaky_relu_all_codes"),
-    ("leaky_relu", "arm_tflite_xnnpack"): _NO_KERNEL.format("tflite_leaky_relu", _LEAKY_XNN,
-                                                            "leaky_relu_all_codes"),
-    ("mean", "arm_tflite"): _NO_KERNEL.format("tflite_mean", "numerics A.10", "mean_over_hw"),
-    ("mean_keepdims", "arm_tflite"): _NO_KERNEL.format("tflite_mean", "numerics A.10", "mean_over_hw"),
-    ("softmax", "arm_tflite"): _NO_KERNEL.format(
-        "tflite_softmax", _SOFTMAX_REF, "softmax_reference_is_fixed_point_and_default_is_float_table"),
-    ("add", "arm_tflite_xnnpack"): ("arm_tflite_xnnpack.yaml ops.Add inherits the reference ADD "
-                                    "(numerics A.5); XNNPACK's ADD uses 20-bit multipliers and one rounding "
-                                    "and differs on 2 of 65,536 int8 pairs at this model's scales "
-                                    "(test_add_all_pairs)"),
-}
+# engine-fact test at the end of this file; strict, so that a fix shows up as XPASS. None open at present.
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def _case(name: str, target: str):
@@ -382,7 +359,9 @@ def test_mul_all_pairs(tmp_path):
 
 def test_leaky_relu_all_codes():
     """LEAKY_RELU (alpha 0.2) on every int8 code. Reference: numerics A.7, two double-rounding MBQMs with
-    identity = s_in/s_out and alpha·s_in/s_out (double). XNNPACK: 8-bit fixed point,
+    identity = s_in/s_out and alpha·s_in/s_out, each ratio computed in float32 (LeakyReluPrepare multiplies
+    and divides the float scales, then widens; the float64 ratios give other multipliers here but the same
+    integers on every code). XNNPACK: 8-bit fixed point,
     zp_out + floor(((q − zp_in)·m + 128) / 256) with m = rint(256·s_in/s_out) for q ≥ zp_in, else
     rint(256·alpha·s_in/s_out) (float32 scales; measured, not in numerics.md)."""
     path = DATA / "leaky_relu.tflite"
@@ -391,8 +370,8 @@ def test_leaky_relu_all_codes():
     (si, zi), (so, zo) = _qparams(inp), _qparams(out)
     d = ALL_CODES.astype(np.int64) - zi
     alpha = np.float32(0.2)
-    pos = _mbqm(d, np.float64(si) / np.float64(so))
-    neg = _mbqm(d, np.float64(si) * np.float64(alpha) / np.float64(so))
+    pos = _mbqm(d, np.float32(si / so))
+    neg = _mbqm(d, np.float32(np.float32(si * alpha) / so))
     np.testing.assert_array_equal(np.clip(np.where(d >= 0, pos, neg) + zo, -128, 127), ref)
     m = np.where(d >= 0, np.rint(256 * np.float64(np.float32(si / so))),
                  np.rint(256 * np.float64(np.float32(alpha * si / so)))).astype(np.int64)

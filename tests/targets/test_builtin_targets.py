@@ -230,13 +230,17 @@ def test_tflite_elementwise_and_pooling_kernels():
 def test_xnnpack_requantizes_in_float32_for_the_ops_it_takes():
     # A.3 xnn_qs8_requantize_fp32: float32 multiply, clamp in float, lrintf (RNE); section 7
     t, ref = load_target("arm_tflite_xnnpack"), load_target("arm_tflite")
-    for op_kind in ("Conv2D", "DepthwiseConv2D", "Dense", "Mul", "LeakyReLU"):
+    for op_kind in ("Conv2D", "DepthwiseConv2D", "Dense", "Mul", "LeakyReLU", "GlobalAvgPool"):
         r = t.op(op_kind).requant
         assert r.scheme == "float_scale" and r.params["rounding"] == "HALF_TO_EVEN"
         assert (r.params["precision"], r.params["clamp"]) == ("float32", "before_round")
-    # section 7: ADD agrees across reference and XNNPACK on all int8 pairs; other ops stay builtin
-    assert t.op("Add").kernel == "tflite_add" and t.op("Add").requant == ref.op("Add").requant
-    assert t.op("Softmax") == ref.op("Softmax") and t.op("Sigmoid") == ref.op("Sigmoid")
+    # measured (tests/oracle/test_tflite_oracle.py): LEAKY_RELU multiplies in 8-bit fixed point, ADD has its
+    # own 20-bit multipliers; SOFTMAX is the optimized float table (BUILTIN_REF: gemmlowp fixed point)
+    assert t.op("LeakyReLU").params["arithmetic"] == "fixed_point_8bit"
+    assert (t.op("Add").kernel, t.op("Add").params["multiplier_bits"]) == ("xnnpack_add", 20)
+    assert (t.op("Softmax").params["algorithm"], ref.op("Softmax").params["algorithm"]) == ("float_table",
+                                                                                            "fixed_point")
+    assert t.op("Sigmoid") == ref.op("Sigmoid")
     assert t.numerics.weights == ref.numerics.weights
 
 
