@@ -1,10 +1,14 @@
-"""Writing report files so that a reader never sees half a file."""
+"""Report files: written so that a reader never sees half a file, with inf/nan spelled out."""
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -18,3 +22,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def json_safe(v: Any) -> Any:
+    """A float that JSON cannot hold (inf, nan) as the strings "inf", "-inf", "nan"; anything else as is."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "inf" if v > 0 else "-inf" if v < 0 else "nan"
+    return v
+
+
+def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """CSV with a header of ``columns`` (keys missing from a row are empty, others ignored); inf/nan as text."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json_safe(r.get(k, "")) for k in columns})
+    return buf.getvalue()

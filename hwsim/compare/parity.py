@@ -19,8 +19,6 @@ described in docs/parity.md; the short version:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -33,7 +31,7 @@ import numpy as np
 import yaml
 
 from hwsim import __version__
-from hwsim._io import atomic_write_text
+from hwsim._io import atomic_write_text, csv_text, json_safe
 from hwsim.compare.overflow import check_overflow
 from hwsim.emulate import simulator as sim
 from hwsim.emulate.data import resolve_data
@@ -134,7 +132,7 @@ class LayerParity:
         return {"depth": self.depth, "layer": self.layer, "tensor": self.tensor, "op": self.op,
                 "elements": self.elements, "identical": self.identical,
                 "share_identical": self.share_identical,
-                "max_lsb": self.max_lsb, "mean_lsb": self.mean_lsb, "sqnr_db": _finite(self.sqnr_db),
+                "max_lsb": self.max_lsb, "mean_lsb": self.mean_lsb, "sqnr_db": json_safe(self.sqnr_db),
                 "coarse_scale": self.coarse_scale, "histogram": self.histogram, "causes": self.causes,
                 "method": self.method, "examples": [e.to_dict() for e in self.examples]}
 
@@ -252,7 +250,7 @@ class ParityReport:
                 row = {"a": p.a, "b": p.b, "depth": x.depth, "layer": x.layer, "tensor": x.tensor, "op": x.op,
                        "elements": x.elements, "identical": x.identical,
                        "share_identical": f"{x.share_identical:.6f}", "max_lsb": x.max_lsb,
-                       "mean_lsb": f"{x.mean_lsb:.6g}", "sqnr_db": _finite(x.sqnr_db), "method": x.method,
+                       "mean_lsb": f"{x.mean_lsb:.6g}", "sqnr_db": json_safe(x.sqnr_db), "method": x.method,
                        "histogram": " ".join(f"{k}:{v}" for k, v in x.histogram.items())}
                 row.update({f"cause_{k}": x.causes.get(k, 0) for k in CAUSES})
                 rows.append(row)
@@ -268,27 +266,12 @@ class ParityReport:
         atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
         cols = ["a", "b", "depth", "layer", "tensor", "op", "elements", "identical", "share_identical",
                 "max_lsb", "mean_lsb", "sqnr_db", "method", "histogram", *[f"cause_{k}" for k in CAUSES]]
-        atomic_write_text(out / "layers.csv", _csv(cols, self.layer_rows()))
+        atomic_write_text(out / "layers.csv", csv_text(cols, self.layer_rows()))
         names = [t.name for t in self.targets]
-        atomic_write_text(out / "flips.csv", _csv(["index", *names], self.flip_rows()))
+        atomic_write_text(out / "flips.csv", csv_text(["index", *names], self.flip_rows()))
         atomic_write_text(out / "targets.yaml", yaml.safe_dump({t.name: t.to_dict(all_ops=True)
                                                            for t in self.targets_resolved}, sort_keys=False))
         return out
-
-
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return "inf" if v > 0 else "-inf" if v < 0 else "nan"
-    return v
-
-
-def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------------------------------------------

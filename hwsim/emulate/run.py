@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ import numpy as np
 import yaml
 
 from hwsim import __version__
-from hwsim._io import atomic_write_text
+from hwsim._io import atomic_write_text, csv_text, json_safe
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
 from hwsim.compare.overflow import OverflowReport, check_overflow
 from hwsim.cost import CostReport, estimate
@@ -107,10 +105,10 @@ class RunReport:
             "fallback_layers": [{"name": x.name, "op": x.op, "reason": x.note} for x in self.fallbacks],
             "folded_batchnorms": [{"into": a, "batchnorm": b} for a, b in self.folded_batchnorms],
             "requantized_tensors": len(self.requantized),
-            "cost": None if self.cost is None else {k: _finite(v) for k, v in self.cost.totals.items()},
+            "cost": None if self.cost is None else {k: json_safe(v) for k, v in self.cost.totals.items()},
             "cost_note": self.cost_note,
             "can_overflow": [] if self.overflow is None else sorted({c.layer for c in self.overflow.overflowing}),
-            "output_sqnr_db": _finite(self.output_sqnr_db),
+            "output_sqnr_db": json_safe(self.output_sqnr_db),
             "top1_agreement": self.top1_agreement,
             "accuracy_float": self.accuracy_float,
             "accuracy_sim": self.accuracy_sim,
@@ -118,7 +116,7 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"summary": self.summary(),
-             "layers": [{k: _finite(v) for k, v in x.to_dict().items()} for x in self.layers]}
+             "layers": [{k: json_safe(v) for k, v in x.to_dict().items()} for x in self.layers]}
         if self.requantized:
             d["requantized"] = [c.to_dict() for c in self.requantized]
         return d
@@ -134,11 +132,11 @@ class RunReport:
         except OSError as exc:
             raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
         atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
-        rows = [x.to_dict() for x in self.layers]
+        rows = [{**x.to_dict(), "shape": "x".join(map(str, x.shape))} for x in self.layers]
         columns = ["name", "op", "op_kind", "output", "shape", "mode", "note", "weight_bits", "activation_bits",
                    "scale", "zero_point", "sqnr_db", "cosine", "max_abs_error", "max_lsb_error", "mean_abs_error",
                    "cycles", "time_ms", "headroom_bits"]
-        atomic_write_text(out / "layers.csv", _csv(columns, rows))
+        atomic_write_text(out / "layers.csv", csv_text(columns, rows))
         atomic_write_text(out / "target.yaml", yaml.safe_dump(self.target.to_dict(all_ops=True), sort_keys=False))
         if self.cost is not None:
             self.cost.write_folder(out)
@@ -146,25 +144,8 @@ class RunReport:
             rows = [c.to_dict() for c in self.requantized]
             cols = ["tensor", "role", "old_bits", "new_bits", "old_scale", "new_scale", "scale_ratio",
                     "old_zero_point", "new_zero_point", "old_range", "new_range"]
-            atomic_write_text(out / "requantized.csv", _csv(cols, rows))
+            atomic_write_text(out / "requantized.csv", csv_text(cols, rows))
         return out
-
-
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return "inf" if v > 0 else "-inf" if v < 0 else "nan"
-    return v
-
-
-def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("x".join(map(str, r[k])) if k == "shape" else _finite(r.get(k, ""))) for k in columns})
-    return buf.getvalue()
 
 
 def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict[str, np.ndarray]],
