@@ -36,18 +36,16 @@ from hwsim.quant import scheme as qs
 from hwsim.quant.bn_fold import fold_batchnorm
 from hwsim.targets import OpImpl, Target, TensorRole
 
+_WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
+
+# Activation and reduction kernels live in hwsim.emulate.op_kernels (prepare and run tables by kernel name).
+_EXTRA_PREPARE, _EXTRA_RUN = op_kernels.PREPARE, op_kernels.RUN
+
 # Kernels of the target schema that this simulator runs in integer form. Any other kernel named by a target
 # runs as a float fallback and is reported as "no integer kernel in hwsim yet".
 INTEGER_KERNELS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool", "tflite_avg_pool",
                    "dpu_avg_pool", "tflite_add", "dpu_add", "mul", "concat", "clamp", "pad", "copy", "transpose",
-                   "lut")
-
-_WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
-
-
-# Activation and reduction kernels live in hwsim.emulate.op_kernels (prepare and run tables by kernel name).
-_EXTRA_PREPARE, _EXTRA_RUN = op_kernels.PREPARE, op_kernels.RUN
-INTEGER_KERNELS = INTEGER_KERNELS + tuple(k for k in _EXTRA_RUN if k not in INTEGER_KERNELS)
+                   "lut", *_EXTRA_RUN)
 
 
 # ------------------------------------------------------------------------------------------------------
