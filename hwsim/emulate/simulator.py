@@ -223,14 +223,21 @@ class QuantizedModel:
                 p_node.inputs = [*p_node.inputs, b_name]
             g.params[w_name] = c["w_int"]
             b_bits = 32 if c.get("fix_pos_b") is None else self.target.numerics.bias.bits
-            g.params[b_name] = c["bias"].astype(default_storage_dtype(b_bits, True))
+            if "bias_f" in c:  # a float bias stays float (the target adds it in float)
+                g.params[b_name] = c["bias_f"]
+            else:
+                g.params[b_name] = c["bias"].astype(default_storage_dtype(b_bits, True))
             fw, fb = c.get("fix_pos_w"), c.get("fix_pos_b")
             x_scale = np.float32(self.act[p.node.inputs[0]].scale)
             w_bits = c.get("weight_bits", self.target.numerics.weights.bits)
             if fw is None:
-                quant[w_name] = _spec(w_bits, True, c["w_scale"], np.zeros(c["w_scale"].size, np.int64), 0, None)
-                quant[b_name] = _spec(32, True, (x_scale * c["w_scale"]).astype(np.float32),
-                                      np.zeros(c["w_scale"].size, np.int64), 0, None)
+                per_channel = c.get("w_per_channel", True)
+                w_scales = c["w_scale"] if per_channel else c["w_scale"][:1]
+                quant[w_name] = _spec(w_bits, True, w_scales, np.zeros(w_scales.size, np.int64),
+                                      0 if per_channel else None, None)
+                if "bias_f" not in c:
+                    quant[b_name] = _spec(32, True, (x_scale * c["w_scale"]).astype(np.float32),
+                                          np.zeros(c["w_scale"].size, np.int64), 0, None)
             else:
                 quant[w_name] = _spec(w_bits, True, [2.0**-fw], [0], None, fw)
                 quant[b_name] = _spec(b_bits, True, [2.0**-fb], [0], None, fb)
@@ -666,9 +673,15 @@ def _given_weights(g: Graph, node: Node, p: LayerPlan, x_q: ActQuant, scheme: st
     c["w_int"] = np.ascontiguousarray(w, dtype=np.int8)
     c["w_scale"] = np.broadcast_to(np.asarray(spec.scale, np.float32).ravel(), (w.shape[0],)).copy()
     b_name = node.inputs[2] if len(node.inputs) > 2 else None
+    rp = dict(p.impl.requant.params) if p.impl.requant is not None else {}
     if b_name is not None and b_name not in g.quant:
-        raise HwsimError(f"node '{node.name}': bias '{b_name}' of a pre-quantized layer must be integer with a "
-                         "quantization spec")
+        if rp.get("bias_stage") != "float_in_accumulator_units" or g.params[b_name].dtype.kind != "f":
+            raise HwsimError(f"node '{node.name}': bias '{b_name}' of a pre-quantized layer must be integer with a "
+                             "quantization spec (a float bias only where the target adds it in float)")
+        # fbgemm's float bias, added in accumulator units before the multiply (numerics B.2)
+        c["bias_f"] = g.params[b_name].astype(np.float32)
+        c["w_per_channel"] = spec.axis is not None
+        b_name = None
     bias = g.params[b_name].astype(np.int64) if b_name is not None else np.zeros(w.shape[0], np.int64)
     if scheme == "pow2_shift":
         if spec.scale_kind != "pow2" or x_q.fix_pos is None:
@@ -734,8 +747,14 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
                                    out_dtype=np.int32)
         c.update(shift_cut=int(shift_cut), shift_bias=int(shift_bias), fix_pos_w=p_w, fix_pos_b=p_b)
     else:
+        rp0 = dict(p.impl.requant.params) if p.impl.requant is not None else {}
+        if "bias_f" not in c and "bias" not in c and rp0.get("bias_stage") == "float_in_accumulator_units":
+            # fbgemm adds a float bias in accumulator units before the multiply (numerics B.2, B.3)
+            c["bias_f"] = b.astype(np.float32)
+            c["w_per_channel"] = w_role.granularity == "per_channel"
         if "bias" not in c:
-            # int32 bias with scale s_in · s_w[c] (float32 product), rounded by the bias role (A.1, B.5)
+            # int32 bias with scale s_in · s_w[c] (float32 product), rounded by the bias role (A.1, B.5). With a
+            # float bias (bias_f) this rounded copy only serves reports and vectors; the simulation uses bias_f.
             bias_scale = (np.float32(x_q.scale) * c["w_scale"]).astype(np.float32)
             b_role = target.numerics.bias
             q = _core.round_float((b.astype(np.float64) / bias_scale.astype(np.float64)), _rounding(b_role.rounding))
@@ -954,6 +973,17 @@ def _requantize(model: QuantizedModel, p: LayerPlan, acc: np.ndarray) -> np.ndar
             return _core.rounding_right_shift(scaled, c["shift_cut"] + 8, rounding).clip(lo, hi).astype(y_q.dtype)
         return _core.requantize_pow2(acc, c["shift_cut"], 0, lo, hi, bias=c["bias"], shift_bias=c["shift_bias"],
                                      rounding=rounding, out_dtype=y_q.dtype)
+    if scheme == "float_scale" and "bias_f" in c:
+        # fbgemm ReQuantizeOutput with a float bias: float(acc) + bias / (s_in·s_w) per channel, or
+        # + bias · (1 / (s_in·s_w)) on the per-tensor AVX2 path (numerics B.2; tests/oracle/test_torch_*)
+        x_scale = np.float32(model.act[p.node.inputs[0]].scale)
+        clamp = "before_rounding" if rp.get("clamp", "before_round") == "before_round" else "after_rounding"
+        return _core.requantize_float(acc, c["multiplier"], y_q.zero_point, lo, hi, bias=c["bias_f"],
+                                      bias_scale=(x_scale * c["w_scale"]).astype(np.float32),
+                                      bias_mode="float_divide" if c["w_per_channel"] else "float_reciprocal",
+                                      precision="fp32" if rp.get("precision", "float32") == "float32" else "fp64",
+                                      clamp=clamp, rounding=_rounding(rp.get("rounding", "HALF_TO_EVEN")),
+                                      out_dtype=y_q.dtype)
     if scheme == "float_scale":
         clamp = "before_rounding" if rp.get("clamp", "before_round") == "before_round" else "after_rounding"
         return _core.requantize_float(acc, c["multiplier"], y_q.zero_point, lo, hi, bias=c["bias"],
