@@ -249,6 +249,30 @@ _register("tflite_mean", _prepare_mean, _run_mean)
 
 
 # ---------------------------------------------------------------------------------------------------------
+# PyTorch quantized global average pooling (measured on torch 2.13, tests/oracle/test_torch_fbgemm_model_oracle.py):
+# output (s, zp) = input (s, zp); y = clamp(rint(float32(sum of raw codes) * float32(1/N))), the raw mean rounded
+# half to even with the zero point included.
+
+
+def _prepare_torch_avg_pool(graph, target, plan, act) -> None:
+    node = plan.node
+    x_q, y_q = act[node.inputs[0]], act[plan.output]
+    if len(graph.tensors[node.inputs[0]].shape) != 4 or (x_q.scale, x_q.zero_point) != (y_q.scale, y_q.zero_point):
+        return _fallback(plan, "PyTorch average pooling with different input and output parameters (unmeasured)")
+
+
+def _run_torch_avg_pool(model, plan, ints, threads) -> np.ndarray:
+    x = ints[plan.node.inputs[0]]
+    y_q = model.act[plan.output]
+    total = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
+    v = total.astype(np.float32) * _f32(_f32(1.0) / _f32(x.shape[1] * x.shape[2]))
+    return np.clip(np.rint(v), y_q.qmin, y_q.qmax).astype(y_q.dtype)
+
+
+_register("torch_avg_pool", _prepare_torch_avg_pool, _run_torch_avg_pool)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # XNNPACK ADD (measured, test_add_all_pairs): multipliers of `multiplier_bits` bits, one rounding
 
 

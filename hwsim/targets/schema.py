@@ -227,6 +227,8 @@ KERNELS: Mapping[str, KernelSpec] = MappingProxyType({
                 square_only=Key("bool", True)),
         requant="required", doc="sum * multiplier / 2^shift approximates 1/k (C.7)"),
     "tflite_mean": KernelSpec(("GlobalAvgPool",), requant="required", doc="MEAN with N folded in (A.10)"),
+    "torch_avg_pool": KernelSpec(("GlobalAvgPool",), doc="PyTorch quantized adaptive_avg_pool2d to 1x1: "
+                                 "RNE(float32(sum of raw codes) * float32(1/N)), (s, zp) kept (measured)"),
     "lut": KernelSpec(
         _UNARY_ACTIVATIONS,
         _params(function_precision=_enum(PRECISIONS, "float32"),

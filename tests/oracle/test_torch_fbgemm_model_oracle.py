@@ -10,8 +10,8 @@ int16-pair-saturating kernel (tests/oracle/test_torch_gemm_conv.py), and the sat
 saturation.
 
 Exact: models with and without bias (per-channel and per-tensor weights, 7-bit and 8-bit activations; the
-bias stays float, as fbgemm adds it), including input quantization and pair saturation. Known gap, kept as a
-strict xfail with its diagnosis: quantized adaptive average pooling (no integer kernel in the target).
+bias stays float, as fbgemm adds it) and with quantized adaptive average pooling, including input
+quantization and pair saturation.
 """
 
 from __future__ import annotations
@@ -249,15 +249,6 @@ def test_float_bias_layers_follow_fbgemm_presets(qconfig):
         np.testing.assert_array_equal(y.reshape(want[outputs[node]].shape), want[outputs[node]], err_msg=node)
 
 
-AVG_POOL_GAP = (
-    "intel_int8_fbgemm has no GlobalAvgPool/AvgPool entry, so hwsim falls back to float (dequantize, float mean, "
-    "quantize), which misses torch's quantized adaptive_avg_pool2d at ties: with equal input/output qparams "
-    "torch gives RNE(float32(sum of raw codes)·float32(s_in/s_out/N)) (test_torch_adaptive_avg_pool_formula); "
-    "here sum/64 = zp − 7.5 gives zp − 7 in torch, zp − 8 in hwsim."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=AVG_POOL_GAP)
 def test_model_with_adaptive_avg_pool():
     _compare("default_per_channel", bias=False, pool=True, seed=0, batch=32)
 
