@@ -39,3 +39,15 @@ def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
     for r in rows:
         w.writerow({k: json_safe(r.get(k, "")) for k in columns})
     return buf.getvalue()
+
+
+def make_run_folder(out_dir: str | os.PathLike) -> Path:
+    """Create ``out_dir`` (and parents) for a run folder, or raise one HwsimError naming it."""
+    from hwsim.errors import HwsimError
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
+    return out

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from hwsim._io import atomic_write_text, make_run_folder
 from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
 from hwsim.emulate.simulator import LayerPlan, QuantizedModel, graph_batch_limit, simulate
 from hwsim.errors import HwsimError
@@ -149,13 +150,9 @@ class OverflowReport:
 
     def write_folder(self, out_dir: str | os.PathLike) -> Path:
         """Write ``overflow.json`` and ``overflow.csv`` into ``out_dir`` (created if needed)."""
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
-        (out / "overflow.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        (out / "overflow.csv").write_text(self.to_csv(), encoding="utf-8")
+        out = make_run_folder(out_dir)
+        atomic_write_text(out / "overflow.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(out / "overflow.csv", self.to_csv())
         return out
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 from hwsim import __version__
-from hwsim._io import atomic_write_text, csv_text, json_safe
+from hwsim._io import atomic_write_text, csv_text, json_safe, make_run_folder
 from hwsim.compare.overflow import check_overflow
 from hwsim.emulate import simulator as sim
 from hwsim.emulate.data import resolve_data
@@ -258,11 +258,7 @@ class ParityReport:
 
     def write_folder(self, out_dir: str | os.PathLike) -> Path:
         """Write summary.json, layers.csv (one row per pair and layer), flips.csv and targets.yaml."""
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
+        out = make_run_folder(out_dir)
         atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
         cols = ["a", "b", "depth", "layer", "tensor", "op", "elements", "identical", "share_identical",
                 "max_lsb", "mean_lsb", "sqnr_db", "method", "histogram", *[f"cause_{k}" for k in CAUSES]]

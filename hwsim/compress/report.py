@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hwsim._io import atomic_write_text
+from hwsim._io import atomic_write_text, make_run_folder
 from hwsim.compress._common import LOG_KEY
 from hwsim.compress.cluster import check_clustered, clustered_weights
 from hwsim.emulate.float_ref import run_float
@@ -240,11 +240,7 @@ def layers_csv(report: dict[str, Any]) -> str:
 
 def write_folder(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write ``summary.json``, ``targets.csv`` and ``layers.csv`` into ``out_dir`` (created if needed)."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
+    out = make_run_folder(out_dir)
     atomic_write_text(out / "summary.json", json.dumps(report, indent=2, default=_default) + "\n")
     atomic_write_text(out / "targets.csv", targets_csv(report))
     atomic_write_text(out / "layers.csv", layers_csv(report))

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from hwsim import __version__
-from hwsim._io import atomic_write_text, csv_text, json_safe
+from hwsim._io import atomic_write_text, csv_text, json_safe, make_run_folder
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
 from hwsim.compare.overflow import OverflowReport, check_overflow
 from hwsim.cost import CostReport, estimate
@@ -126,11 +126,7 @@ class RunReport:
 
         Each file is written to a temporary name and renamed, so a reader never sees half a file.
         """
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HwsimError(f"--out {out}: cannot create the run folder: {exc.strerror}") from None
+        out = make_run_folder(out_dir)
         atomic_write_text(out / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
         rows = [{**x.to_dict(), "shape": "x".join(map(str, x.shape))} for x in self.layers]
         columns = ["name", "op", "op_kind", "output", "shape", "mode", "note", "weight_bits", "activation_bits",
@@ -224,25 +220,12 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
         if p.mode == "fused":
             continue
         q = qm.act[p.output]
-        simulated = q.dequantize(integers[p.output])
-        comparison = compare_tensor(ref[p.output], simulated, q.scale)
-        wbits = (p.consts.get("weight_bits", target.numerics.weights.bits)
-                 if p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") else None)
-        name = p.node.name if p.fused_activation is None else f"{p.node.name}+{p.fused_activation.op}"
-        layers.append(LayerReport(name, p.node.op, p.op_kind, p.output, tuple(g.tensors[p.output].shape), p.mode,
-                                  p.reason, wbits if p.mode == "integer" else None,
-                                  target.numerics.activations.bits, q.scale, q.zero_point, comparison))
+        layers.append(_layer_report(g, target, p, p.reason, q.scale, q.zero_point,
+                                    compare_tensor(ref[p.output], q.dequantize(integers[p.output]), q.scale)))
     out = g.outputs[0]
-    sim_out, ref_out = qm.act[out].dequantize(integers[out]), ref[out]
-    agreement = top1_agreement(ref_out, sim_out) if ref_out.ndim >= 2 and ref_out.shape[-1] > 1 else None
-    acc_f = acc_s = None
-    if labels is not None:
-        y = np.asarray(labels).reshape(-1)
-        acc_f = float(np.mean(ref_out.reshape(len(y), -1).argmax(-1) == y))
-        acc_s = float(np.mean(sim_out.reshape(len(y), -1).argmax(-1) == y))
-    sqnr = compare_tensor(ref_out, sim_out, qm.act[out].scale).sqnr_db
-    report = RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, agreement, acc_f, acc_s, sqnr,
-                       list(qm.folded_batchnorms), qm, changes)
+    e2e = _end_to_end(ref[out], qm.act[out].dequantize(integers[out]), labels, qm.act[out].scale)
+    report = RunReport(graph.name, target, int(len(inputs)), int(ncal), layers, *e2e, list(qm.folded_batchnorms),
+                       qm, changes)
     _attach_cost(report, qm.graph, [p.node.name for p in qm.plans if p.mode != "fused"])
     report.overflow = check_overflow(qm)
     for layer, p in zip(report.layers, [p for p in qm.plans if p.mode != "fused"]):
@@ -250,6 +233,28 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
         if checks:
             layer.headroom_bits = min(c.headroom_bits for c in checks)
     return report
+
+
+def _layer_report(g: Graph, target: Target, p, note: str, scale: float, zero_point: int,
+                  comparison: TensorComparison) -> LayerReport:
+    """The report row of one simulated (non-fused) plan."""
+    weighted = p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") and p.mode == "integer"
+    wbits = p.consts.get("weight_bits", target.numerics.weights.bits) if weighted else None
+    name = p.node.name if p.fused_activation is None else f"{p.node.name}+{p.fused_activation.op}"
+    return LayerReport(name, p.node.op, p.op_kind, p.output, tuple(g.tensors[p.output].shape), p.mode, note, wbits,
+                       target.numerics.activations.bits, scale, zero_point, comparison)
+
+
+def _end_to_end(ref_out: np.ndarray, sim_out: np.ndarray, labels: np.ndarray | None,
+                scale: float) -> tuple[float | None, float | None, float | None, float]:
+    """(top-1 agreement, float accuracy, simulated accuracy, output SQNR) of the graph output."""
+    agreement = top1_agreement(ref_out, sim_out) if ref_out.ndim >= 2 and ref_out.shape[-1] > 1 else None
+    acc_f = acc_s = None
+    if labels is not None:
+        y = np.asarray(labels).reshape(-1)
+        acc_f = float(np.mean(ref_out.reshape(len(y), -1).argmax(-1) == y))
+        acc_s = float(np.mean(sim_out.reshape(len(y), -1).argmax(-1) == y))
+    return agreement, acc_f, acc_s, compare_tensor(ref_out, sim_out, scale).sqnr_db
 
 
 def _attach_cost(report: RunReport, graph: Graph, node_names: list[str]) -> None:
@@ -300,14 +305,8 @@ def _run_float_target(graph: Graph, target: Target, inputs: np.ndarray, labels: 
         layers.append(LayerReport(node.name, node.op, node.op, t, tuple(g.tensors[t].shape), "float",
                                   "float32 compute", wbits, 32, scale, 0, compare_tensor(ref[t], sim[t], scale)))
     out = g.outputs[0]
-    agreement = top1_agreement(ref[out], sim[out]) if ref[out].ndim >= 2 and ref[out].shape[-1] > 1 else None
-    acc_f = acc_s = None
-    if labels is not None:
-        y = np.asarray(labels).reshape(-1)
-        acc_f = float(np.mean(ref[out].reshape(len(y), -1).argmax(-1) == y))
-        acc_s = float(np.mean(sim[out].reshape(len(y), -1).argmax(-1) == y))
-    sqnr = compare_tensor(ref[out], sim[out], 1.0).sqnr_db
-    report = RunReport(graph.name, target, int(len(inputs)), 0, layers, agreement, acc_f, acc_s, sqnr, [], None)
+    report = RunReport(graph.name, target, int(len(inputs)), 0, layers, *_end_to_end(ref[out], sim[out], labels, 1.0),
+                       [], None)
     _attach_cost(report, g, [n.name for n in g.nodes])
     return report
 
@@ -342,24 +341,11 @@ def _run_dynamic(graph: Graph, target: Target, inputs: np.ndarray, labels: np.nd
         if p.mode == "fused":
             continue
         simulated = np.concatenate(sims[p.output])
-        q = qm.act[p.output]
-        wbits = (p.consts.get("weight_bits", target.numerics.weights.bits)
-                 if p.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense") else None)
-        name = p.node.name if p.fused_activation is None else f"{p.node.name}+{p.fused_activation.op}"
-        layers.append(LayerReport(name, p.node.op, p.op_kind, p.output, tuple(g.tensors[p.output].shape), p.mode,
-                                  p.reason or "dynamic: ranges from each input", wbits if p.mode == "integer" else None,
-                                  target.numerics.activations.bits, scales[p.output], q.zero_point,
-                                  compare_tensor(ref[p.output], simulated, scales[p.output])))
+        layers.append(_layer_report(g, target, p, p.reason or "dynamic: ranges from each input", scales[p.output],
+                                    qm.act[p.output].zero_point,
+                                    compare_tensor(ref[p.output], simulated, scales[p.output])))
     out = g.outputs[0]
-    sim_out, ref_out = np.concatenate(sims[out]), ref[out]
-    agreement = top1_agreement(ref_out, sim_out) if ref_out.ndim >= 2 and ref_out.shape[-1] > 1 else None
-    acc_f = acc_s = None
-    if labels is not None:
-        y = np.asarray(labels).reshape(-1)
-        acc_f = float(np.mean(ref_out.reshape(len(y), -1).argmax(-1) == y))
-        acc_s = float(np.mean(sim_out.reshape(len(y), -1).argmax(-1) == y))
-    sqnr = compare_tensor(ref_out, sim_out, scales[out]).sqnr_db
-    report = RunReport(graph.name, target, int(len(inputs)), 0, layers, agreement, acc_f, acc_s, sqnr,
-                       list(qm.folded_batchnorms), qm)
+    e2e = _end_to_end(ref[out], np.concatenate(sims[out]), labels, scales[out])
+    report = RunReport(graph.name, target, int(len(inputs)), 0, layers, *e2e, list(qm.folded_batchnorms), qm)
     _attach_cost(report, g, [p.node.name for p in qm.plans if p.mode != "fused"])
     return report
