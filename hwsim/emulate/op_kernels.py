@@ -273,6 +273,75 @@ _register("torch_avg_pool", _prepare_torch_avg_pool, _run_torch_avg_pool)
 
 
 # ---------------------------------------------------------------------------------------------------------
+# onnxruntime's fused QDQ ops on x86 (ORT_ENABLE_ALL turns DequantizeLinear -> Add/GlobalAveragePool ->
+# QuantizeLinear into com.microsoft QLinearAdd / QLinearGlobalAveragePool; docs/engine-findings.md).
+
+
+def _prepare_ort_qlinear_add(graph, target, plan, act) -> None:
+    node = plan.node
+    if len(node.inputs) != 2 or any(t in graph.params or t not in act for t in node.inputs):
+        return _fallback(plan, "Add with a constant operand is not fused into QLinearAdd")
+    dtypes = {act[t].dtype for t in (*node.inputs, plan.output)}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _EIGHT_BIT:
+        return _fallback(plan, "QLinearAdd needs int8 or uint8 inputs and output of one type")
+
+
+def _run_ort_qlinear_add(model, plan, ints, threads) -> np.ndarray:
+    a_name, b_name = plan.node.inputs
+    a_q, b_q, y_q = model.act[a_name], model.act[b_name], model.act[plan.output]
+    a, b = ints[a_name], ints[b_name]
+    if a.shape != b.shape:  # QLinearAdd broadcasts like Add
+        a, b = (np.ascontiguousarray(v) for v in np.broadcast_arrays(a, b))
+    return _core.add_float_scale(a, b, _f32(a_q.scale), a_q.zero_point, _f32(b_q.scale), b_q.zero_point,
+                                 _f32(y_q.scale), y_q.zero_point, qmin=y_q.qmin, qmax=y_q.qmax, form="mlas_avx2")
+
+
+_register("ort_qlinear_add", _prepare_ort_qlinear_add, _run_ort_qlinear_add)
+
+
+def ort_global_avg_pool_scale(input_scale: float, output_scale: float, count: int) -> np.float32:
+    """float32 s_in / (s_out · N), as MLAS computes it (CheckQLinearGlobalAveragePoolScaleAndSize)."""
+    return _f32(_f32(input_scale) / (_f32(output_scale) * _f32(count)))
+
+
+def _prepare_ort_qlinear_global_avg_pool(graph, target, plan, act) -> None:
+    node = plan.node
+    shape = graph.tensors[node.inputs[0]].shape
+    x_q, y_q = act[node.inputs[0]], act[plan.output]
+    if len(shape) != 4 or x_q.dtype != y_q.dtype or x_q.dtype not in _EIGHT_BIT:
+        return _fallback(plan, "QLinearGlobalAveragePool needs a 4-D int8/uint8 input of the output's type")
+    count = int(shape[1]) * int(shape[2])
+    scale = ort_global_avg_pool_scale(x_q.scale, y_q.scale, count)
+    if not (2.0**-32 <= scale < 256.0) or count >= 1 << 24:
+        # onnxruntime refuses these ("parameter out of computation range"): no engine result to match
+        return _fallback(plan, "QLinearGlobalAveragePool scale outside onnxruntime's range [2^-32, 256)")
+
+
+def ort_qlinear_global_avg_pool(x: np.ndarray, x_scale: float, x_zero_point: int, y_scale: float,
+                                y_zero_point: int, qmin: int, qmax: int) -> np.ndarray:
+    """QLinearGlobalAveragePool of NHWC codes ``x`` as MLAS computes it on x86 → [N, 1, 1, C] codes.
+
+    acc = Σ q − N·zp_in (int32), v = float32(acc) · ort_global_avg_pool_scale(...), clamped to
+    [qmin − zp_out, qmax − zp_out] in float32, rounded half to even (cvtps2dq), + zp_out.
+    """
+    n, h, w, c = x.shape
+    scale = ort_global_avg_pool_scale(x_scale, y_scale, h * w)
+    acc = x.astype(np.int32).sum(axis=(1, 2), dtype=np.int32) - np.int32(h * w * x_zero_point)
+    y = _core.requantize_float(acc.astype(np.int32), scale, y_zero_point, qmin, qmax, clamp="before_rounding",
+                               out_dtype=x.dtype)
+    return y.reshape(n, 1, 1, c)
+
+
+def _run_ort_qlinear_global_avg_pool(model, plan, ints, threads) -> np.ndarray:
+    x_q, y_q = model.act[plan.node.inputs[0]], model.act[plan.output]
+    return ort_qlinear_global_avg_pool(ints[plan.node.inputs[0]], x_q.scale, x_q.zero_point, y_q.scale,
+                                       y_q.zero_point, y_q.qmin, y_q.qmax)
+
+
+_register("ort_qlinear_global_avg_pool", _prepare_ort_qlinear_global_avg_pool, _run_ort_qlinear_global_avg_pool)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # XNNPACK ADD (measured, test_add_all_pairs): multipliers of `multiplier_bits` bits, one rounding
 
 

@@ -30,9 +30,11 @@ Quantized models follow /work/coord/prequant-contract.md (docs/format.md, "Pre-q
   only feeds one ``QuantizeLinear`` takes that QuantizeLinear's output name (which is also the output name of
   the QLinearConv that onnxruntime fuses it into); a graph output keeps its ONNX name.
 - ``Q(DQ(q))`` with other parameters (onnxruntime's quantizer leaves one where it removed a Relu/Clip that
-  a Transpose separated from its Conv) is a requantization: an IR ``ReLU`` when the new zero point is the
-  bottom of the range (the clamp is then implied by saturation), else an identity ``Reshape``, whose output
-  carries the new QuantSpec.
+  a Transpose separated from its Conv) is merged into one quantization with the parameters onnxruntime's
+  DoubleQDQPairsRemover computes when it loads the model (``merge_double_qdq=True``, where the chain is
+  removable: single consumers, no graph outputs), so the import computes what onnxruntime runs. Otherwise
+  it is a requantization: an IR ``ReLU`` when the new zero point is the bottom of the range (the clamp is
+  then implied by saturation), else an identity ``Reshape``, whose output carries the new QuantSpec.
 - A float Conv/Gemm output that feeds only a quantized ReLU/ReLU6 takes the activation's QuantSpec (the
   contract's fused-activation form).
 - ``graph.metadata["onnx_tensors"]`` maps every ONNX activation tensor name to ``[ir_name, perm]`` (perm
@@ -209,7 +211,8 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 
 class _Importer:
-    def __init__(self, model: Any, source: str, input_shapes: dict[str, Any] | None) -> None:
+    def __init__(self, model: Any, source: str, input_shapes: dict[str, Any] | None,
+                 merge_double_qdq: bool = True) -> None:
         self.onnx, self.nh, self.si = _import_onnx()
         self.model = model
         self.source = source
@@ -225,6 +228,9 @@ class _Importer:
             for i in n.input:
                 if i:
                     self.consumers.setdefault(i, []).append(n)
+        self.producer: dict[str, Any] = {o: n for n in g.node for o in n.output if o}
+        self.merge_double_qdq = merge_double_qdq
+        self.merged_q_outputs: set[str] = set()
         self.const: dict[str, np.ndarray] = {}
         self.logical: dict[str, str] = {}  # constant name -> its ONNX integer type when sub-byte (int4, ...)
         self.qconst: dict[str, _QConst] = {}
@@ -1366,9 +1372,18 @@ class _Importer:
             self.define(n.output[0], v.ir, v.perm)
             return
         # Q(DQ(q)) with other parameters: a requantization. onnxruntime's quantizer leaves one where it
-        # removed an activation (e.g. a Relu behind a Transpose): with the new zero point at the bottom of the
-        # range the clamp is implied by saturation, so it is exactly a ReLU; otherwise an identity Reshape
-        # whose output carries the new parameters.
+        # removed an activation (e.g. a Relu behind a Transpose). onnxruntime itself removes the inner pair
+        # when it loads the model (see _ort_double_qdq): the producer then quantizes once, to the merged
+        # parameters. Otherwise (the pair is not removable, or merge_double_qdq=False: the ONNX semantics,
+        # two roundings): with the new zero point at the bottom of the range the clamp is implied by
+        # saturation, so it is exactly a ReLU; else an identity Reshape whose output carries the new
+        # parameters.
+        merged = self.ort_double_qdq(n, old, spec, dtype) if self.merge_double_qdq else None
+        if merged is not None:
+            self.quant[v.ir] = merged
+            self.define(n.output[0], v.ir, v.perm)
+            self.merged_q_outputs.add(n.output[0])  # its DequantizeLinear now reads the merged parameters
+            return
         out = self.ir_name_for(n.output[0], v.perm)
         if int(spec.zero_point[0]) == spec.qmin:
             ir = self.emit("ReLU", [v.ir], None, out, self.node_name(n))
@@ -1377,6 +1392,60 @@ class _Importer:
             ir = self.emit("Reshape", [v.ir], {"shape": shape}, out, self.node_name(n))
         self.quant[ir] = spec
         self.define(n.output[0], ir, v.perm)
+
+    def sole_consumer(self, t: str) -> Any | None:
+        """The only node reading ONNX tensor ``t`` (None if several, none, or ``t`` is a graph output)."""
+        cons = self.consumers.get(t, [])
+        return cons[0] if len(cons) == 1 and t not in self.graph_outputs else None
+
+    def ort_double_qdq(self, q2: Any, spec1: QuantSpec, spec2: QuantSpec, dtype: Any) -> QuantSpec | None:
+        """The parameters onnxruntime gives ``Q1 → DQ1 → Q2 → DQ2`` when it removes the inner pair, or None.
+
+        onnxruntime's DoubleQDQPairsRemover (a level-1 graph transformer, so it runs at every optimisation
+        level above ORT_DISABLE_ALL, after the transpose optimizer has cancelled the layout Transposes
+        between the pairs) rewrites such a chain into ``Q1' → DQ2'`` when every node in it has a single
+        consumer and none is a graph output, both pairs have scalar constant parameters and 8-bit zero points
+        of one type. The new parameters cover the intersection of the two real ranges, in float32:
+        ``scale = (min(max1, max2) − max(min1, min2)) / (qmax − qmin)`` and
+        ``zp = round_half_away(qmin − real_min / scale)`` (onnxruntime/core/optimizer/
+        double_qdq_pairs_remover.cc, FindNewZeroPointAndScale). A chain of several pairs merges pair by pair,
+        which is what calling this once per extra QuantizeLinear reproduces.
+        """
+        if spec1.scale.size != 1 or spec2.scale.size != 1 or spec1.bits != 8 or spec2.bits != 8 \
+                or spec1.signed != spec2.signed or spec1.dtype != spec2.dtype:
+            return None
+        if self.sole_consumer(q2.output[0]) is None:
+            return None
+        t = q2.input[0]
+        dq1 = self.producer.get(t)
+        while dq1 is not None and dq1.op_type == "Transpose":
+            if self.sole_consumer(t) is None:
+                return None
+            t = dq1.input[0]
+            dq1 = self.producer.get(t)
+        if dq1 is None or dq1.op_type != "DequantizeLinear" or self.sole_consumer(t) is None:
+            return None
+        q1 = self.producer.get(dq1.input[0])
+        if q1 is None or q1.op_type != "QuantizeLinear" or self.sole_consumer(q1.output[0]) is not dq1:
+            return None
+        grandchild = self.sole_consumer(q2.output[0])
+        while grandchild is not None and grandchild.op_type == "Transpose":
+            grandchild = self.sole_consumer(grandchild.output[0])
+        if grandchild is None or grandchild.op_type != "DequantizeLinear":
+            return None
+        f32 = np.float32
+        qmin, qmax = (-128, 127) if spec1.signed else (0, 255)
+        s1, s2 = f32(spec1.scale[0]), f32(spec2.scale[0])
+        z1, z2 = int(spec1.zero_point[0]), int(spec2.zero_point[0])
+        real_min = max(f32(qmin - z1) * s1, f32(qmin - z2) * s2)
+        real_max = min(f32(qmax - z1) * s1, f32(qmax - z2) * s2)
+        scale = f32(f32(real_max - real_min) / f32(qmax - qmin))
+        if not (np.isfinite(scale) and scale > 0):
+            return None
+        q = f32(f32(qmin) - f32(real_min / scale))
+        zp = int(np.clip(math.copysign(math.floor(abs(float(q)) + 0.5), q), qmin, qmax))  # std::round
+        return self.spec_from(np.array([scale], np.float32), np.array([zp]), dtype, None,
+                              q2.name or q2.output[0])
 
     def op_DequantizeLinear(self, n):
         scale = self.c(n, 1)
@@ -1393,7 +1462,7 @@ class _Importer:
             raise _Unsupported(f"DequantizeLinear of '{n.input[0]}', which has no quantization parameters")
         zp_v = 0 if zp is None else int(np.asarray(zp).ravel()[0])
         same_scale = np.float32(np.asarray(scale).ravel()[0]) == np.float32(spec.scale[0])
-        if not same_scale or zp_v != int(spec.zero_point[0]):
+        if (not same_scale or zp_v != int(spec.zero_point[0])) and n.input[0] not in self.merged_q_outputs:
             raise _Unsupported(f"DequantizeLinear parameters differ from those of tensor '{n.input[0]}'")
         self.define(n.output[0], v.ir, v.perm)
 
@@ -1528,7 +1597,8 @@ class _Skip(Exception):
     """A node whose input comes from a node that failed (already reported)."""
 
 
-def import_onnx(path_or_model: Any, input_shapes: dict[str, Any] | None = None) -> Graph:
+def import_onnx(path_or_model: Any, input_shapes: dict[str, Any] | None = None, *,
+                merge_double_qdq: bool = True) -> Graph:
     """Convert an ONNX model (float, QDQ or QOperator) into an hwsim :class:`~hwsim.graph.Graph`.
 
     Parameters
@@ -1540,6 +1610,11 @@ def import_onnx(path_or_model: Any, input_shapes: dict[str, Any] | None = None) 
         an NCHW model); an NHWC shape (``1,224,224,3``) is accepted for an NCHW input when it does not fit
         the declared NCHW dimensions. A symbolic batch dimension alone defaults to 1. A string
         ``"1,3,224,224"`` is accepted for each shape.
+    merge_double_qdq : bool, default True
+        Merge removable ``Q → DQ → Q → DQ`` chains with different parameters into one quantization, as
+        onnxruntime does when it loads the model (its DoubleQDQPairsRemover, at every optimisation level
+        above ORT_DISABLE_ALL), so the import computes what onnxruntime computes. False keeps the ONNX
+        semantics of the file: two roundings (an IR ``ReLU`` or identity ``Reshape`` that requantizes).
 
     Returns
     -------
@@ -1562,7 +1637,7 @@ def import_onnx(path_or_model: Any, input_shapes: dict[str, Any] | None = None) 
     shapes = {}
     for k, v in (input_shapes or {}).items():
         shapes[k] = _parse_shape(v) if isinstance(v, str) else tuple(int(d) for d in v)
-    importer = _Importer(model, source, shapes)
+    importer = _Importer(model, source, shapes, merge_double_qdq)
     _check_with_shape_inference(importer)
     return importer.run()
 

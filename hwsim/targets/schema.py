@@ -253,6 +253,12 @@ KERNELS: Mapping[str, KernelSpec] = MappingProxyType({
     "xnnpack_add": KernelSpec(
         ("Add",), _params(multiplier_bits=Key("int", 20, minimum=1, maximum=30)),
         doc="m_i = rint(s_i/s_out 2^k), k = bits - floor(log2 max ratio); one rounding (measured)"),
+    "ort_qlinear_add": KernelSpec(
+        ("Add",), doc="onnxruntime QLinearAdd (MLAS x86): rA = sa/sc, rB = sb/sc, "
+                      "t = fma(a, rA, fma(b, rB, zpc - (rA zpa + rB zpb))) in float32, RNE, clamped (measured)"),
+    "ort_qlinear_global_avg_pool": KernelSpec(
+        ("GlobalAvgPool",), doc="onnxruntime QLinearGlobalAveragePool (MLAS x86): RNE(float32(sum q - N zp_in) "
+                                "* float32(s_in / (s_out N))) clamped in float first, + zp_out (MLAS source)"),
     "dpu_leaky_relu": KernelSpec(
         ("LeakyReLU",),
         _params(alpha_numerator=Key("int", 26, minimum=1), alpha_denominator=Key("int", 256, minimum=1)),

@@ -124,8 +124,11 @@ def run_ort(model: onnx.ModelProto, x: np.ndarray, names: list[str], level) -> d
     return dict(zip(out_names, s.run(out_names, {model.graph.input[0].name: x})))
 
 
-def hwsim_integers(model: onnx.ModelProto, x: np.ndarray, target: str = "intel_int8"):
-    g = import_onnx(model)
+def hwsim_integers(model: onnx.ModelProto, x: np.ndarray, target: str = "intel_int8",
+                   names: list[str] | None = None):
+    """hwsim's run of the model onnxruntime ran: with ``names`` added as graph outputs (run_ort does the same;
+    a graph output stops onnxruntime from merging Q/DQ pairs, and the importer follows it)."""
+    g = import_onnx(with_outputs(model, names) if names else model)
     qm = quantize_for_target(g, load_target(target))
     nchw = bool(g.metadata.get("onnx_nchw_inputs"))
     res = simulate(qm, x.transpose(0, 2, 3, 1) if nchw else x, keep_intermediates=True)
@@ -166,7 +169,7 @@ def test_qdq_quantize_linear_outputs_equal_onnxruntime(name, per_channel, level)
     assert len(q_outputs) >= 3
     x = input_batch(model)
     ref = run_ort(model, x, q_outputs, LEVELS[level])
-    g, res = hwsim_integers(model, x)
+    g, res = hwsim_integers(model, x, names=q_outputs)
     assert compare(g, res, ref, q_outputs) == []
 
 
@@ -199,7 +202,7 @@ def test_s8s8_qdq_follows_the_engine(name, per_channel, tmp_path):
     x = input_batch(model)
     for level in LEVELS.values():
         ref = run_ort(model, x, q_outputs, level)
-        g, res = hwsim_integers(model, x)
+        g, res = hwsim_integers(model, x, names=q_outputs)
         assert compare(g, res, ref, q_outputs) == []
 
 
@@ -254,7 +257,7 @@ def test_onnxruntime_optimized_graph_imports_with_the_same_integers(name, tmp_pa
     assert any(n.op_type == "QLinearConv" for n in optimized.graph.node)
     x = input_batch(model)
     ref = run_ort(optimized, x, q_outputs, LEVELS["disable_all"])
-    g, res = hwsim_integers(optimized, x)
+    g, res = hwsim_integers(optimized, x, names=q_outputs)
     present = [t for t in q_outputs if t in g.metadata["onnx_tensors"]]
     assert len(present) == len(q_outputs)
     assert compare(g, res, ref, present) == []
@@ -297,7 +300,7 @@ def test_qdq_with_kept_activations(name, level):
     q_outputs = [n.output[0] for n in model.graph.node if n.op_type == "QuantizeLinear"]
     x = input_batch(model)
     ref = run_ort(model, x, q_outputs, LEVELS[level])
-    g, res = hwsim_integers(model, x)
+    g, res = hwsim_integers(model, x, names=q_outputs)
     present = [t for t in q_outputs if g.metadata["onnx_tensors"][t][0] in res.integers]
     fused_away = {p.node.outputs[0] for p in quantize_for_target(g, load_target("intel_int8")).plans
                   if p.fused_activation is not None}
@@ -354,3 +357,50 @@ def test_int4_weights_import_as_4_bit_values_and_match(per_channel):
     ref = run_ort(model, x, ["x_q", "y_q"], LEVELS["disable_all"])
     res = simulate(quantize_for_target(g, load_target("intel_int8")), x.transpose(0, 2, 3, 1))
     assert compare(g, res, ref, ["x_q", "y_q"]) == []
+
+
+# ------------------------------------------------------------------------------------------------------
+# The model as onnxruntime loads it: nothing added to the graph. Above ORT_DISABLE_ALL onnxruntime also
+# merges Q1 → DQ1 → Q2 → DQ2 chains into one quantization (DoubleQDQPairsRemover); the export_onnx model
+# has one behind every Conv whose ReLU a Transpose separated from it. The importer merges them the same way.
+
+LOADED_LEVELS = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                 "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                 "default": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+@pytest.mark.parametrize("level", list(LOADED_LEVELS))
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize("name", [*gen.TORCH_MODELS, "nhwc_export"])
+def test_whole_model_output_equals_onnxruntime_as_loaded(name, per_channel, level):
+    model = quantized(name, per_channel)
+    x = input_batch(model)
+    want = session(model, LOADED_LEVELS[level]).run(None, {model.graph.input[0].name: x})[0]
+    g, res = hwsim_integers(model, x)
+    got = res.outputs[g.outputs[0]]
+    # both outputs are DequantizeLinear of the last codes, (q − zp)·s in float32: equal floats ⇔ equal codes
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_double_qdq_pairs_merge_to_onnxruntimes_parameters(per_channel, tmp_path):
+    """The merged (scale, zero point) of each Conv equals the output parameters of the QLinearConv in the
+    graph onnxruntime writes out after optimising (ENABLE_EXTENDED: no NCHWc layout rewrite)."""
+    model = quantized("nhwc_export", per_channel)
+    opt = tmp_path / "optimized.onnx"
+    session(model, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, str(opt))
+    optimized = onnx.load(str(opt))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in optimized.graph.initializer}
+    engine = {n.name: (np.float32(inits[n.input[6]]), int(inits[n.input[7]]))
+              for n in optimized.graph.node if n.op_type == "QLinearConv"}
+    assert len(engine) >= 3
+    merged = import_onnx(model)
+    kept = import_onnx(model, merge_double_qdq=False)
+    assert not any(n.op == "ReLU" for n in merged.nodes)  # every requantizing pair merged away
+    assert sum(n.op in ("ReLU", "Reshape") for n in kept.nodes) >= 2  # ... which the ONNX semantics keep
+    convs = {n.name: n.outputs[0] for n in merged.nodes if n.op in ("Conv2D", "DepthwiseConv2D")}
+    for node_name, (scale, zp) in engine.items():
+        ir = next(t for name, t in convs.items() if node_name.startswith(name))
+        spec = merged.quant[ir]
+        assert (np.float32(spec.scale[0]), int(spec.zero_point[0])) == (scale, zp), node_name

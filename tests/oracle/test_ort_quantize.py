@@ -139,3 +139,27 @@ def test_qlinear_add_com_microsoft(dtype, scales):
                 [helper.make_tensor_value_info("c", et, [a.size])], {"a": a, "b": b}, inits, domains=["com.microsoft"])
     # onnxruntime on x86 runs the MLAS AVX2 fma form, not the scalar formula (which differs by 1 on ties).
     np.testing.assert_array_equal(_core.add_float_scale(a, b, sa, za, sb, zb, sc, zc, form="mlas_avx2"), want)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("hw", [(7, 7), (1, 1), (14, 9)])
+@pytest.mark.parametrize("scales", [(0.02, 0.02), (0.0231, 0.0117), (0.1, 0.2), (0.1, 0.4), (0.5, 0.25 / 49)])
+def test_qlinear_global_average_pool_com_microsoft(dtype, hw, scales, rng):
+    """QLinearGlobalAveragePool (com.microsoft, channels last) against hwsim's intel_int8 kernel."""
+    from hwsim.emulate.op_kernels import ort_qlinear_global_avg_pool
+
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, (2, *hw, 19), endpoint=True).astype(dtype)
+    x[0, ..., 0] = info.max  # saturating channels at both ends
+    x[1, ..., 1] = info.min
+    (sx, sy), (zx, zy) = scales, ((0, 3) if dtype == np.int8 else (128, 121))
+    node = helper.make_node("QLinearGlobalAveragePool", ["x", "sx", "zx", "sy", "zy"], ["y"],
+                            domain="com.microsoft", channels_last=1)
+    inits = [onnx.numpy_helper.from_array(np.array(s, np.float32), n) for s, n in ((sx, "sx"), (sy, "sy"))]
+    inits += [onnx.numpy_helper.from_array(np.array(z, dtype), n) for z, n in ((zx, "zx"), (zy, "zy"))]
+    et = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    want = _run([node], [helper.make_tensor_value_info("x", et, list(x.shape))],
+                [helper.make_tensor_value_info("y", et, [2, 1, 1, 19])], {"x": x}, inits,
+                domains=["com.microsoft"])
+    got = ort_qlinear_global_avg_pool(x, sx, zx, sy, zy, int(info.min), int(info.max))
+    np.testing.assert_array_equal(got, want)
