@@ -868,14 +868,17 @@ def simulate(model: QuantizedModel, x: np.ndarray, *, keep_intermediates: bool =
         raise HwsimError(f"input '{in_name}': expected shape (N, {', '.join(map(str, expect))}), got {x.shape}")
     role = tgt.numerics.activations
     ints: dict[str, np.ndarray] = {in_name: quantize_tensor(x, model.act[in_name], role)}
-    last_use = _last_use(model)
+    dead_after: dict[int, list[str]] = {}
+    if not keep_intermediates:
+        for t, last in _last_use(model).items():
+            if t not in g.outputs:
+                dead_after.setdefault(last, []).append(t)
     for i, p in enumerate(model.plans):
         if p.mode == "fused":
             continue
         ints[p.output] = run_plan(model, p, ints, threads)
-        if not keep_intermediates:
-            for t in [t for t, last in last_use.items() if last == i and t in ints and t not in g.outputs]:
-                del ints[t]
+        for t in dead_after.get(i, ()):
+            ints.pop(t, None)
     outputs = {o: model.act[o].dequantize(ints[o]) for o in g.outputs}
     return SimulationResult(ints, outputs)
 
