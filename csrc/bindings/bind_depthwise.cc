@@ -7,10 +7,12 @@
 #include <cmath>
 #include <optional>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "bindings/fused_requant_args.h"
 #include "hwsim/depthwise_conv2d.h"
 #include "hwsim/groupwise_gemm.h"
 #include "hwsim/rounding.h"
@@ -112,11 +114,20 @@ RoundingMode ParseShiftRounding(const py::object& obj) {
     return mode;
 }
 
-py::array_t<int32_t> DepthwiseConv2D(const py::array& x, const py::array& w, std::array<int64_t, 2> strides,
-                                     std::array<int64_t, 2> dilations, std::array<int64_t, 4> pads,
-                                     std::optional<int64_t> depth_multiplier, int64_t x_zero_point,
-                                     const py::object& w_zp_obj, const py::object& mode_obj, const py::object& isa_obj,
-                                     int64_t threads_arg) {
+// A checked depthwise_conv2d_s32 call: shape, modes and zero points.
+struct DepthwiseCall {
+    DepthwiseConv2DShape s;
+    int32_t zp = 0;
+    DepthwiseMode mode = DepthwiseMode::kExact;
+    DepthwiseIsa isa = DepthwiseIsa::kAuto;
+    int threads = 1;
+    std::vector<int32_t> w_zp;  // empty: symmetric weights
+};
+
+DepthwiseCall CheckDepthwise(const py::array& x, const py::array& w, std::array<int64_t, 2> strides,
+                             std::array<int64_t, 2> dilations, std::array<int64_t, 4> pads,
+                             std::optional<int64_t> depth_multiplier, int64_t x_zero_point, const py::object& w_zp_obj,
+                             const py::object& mode_obj, const py::object& isa_obj, int64_t threads_arg) {
     RequireActivationDtype(x, "x");
     RequireDtypeInt8(w, "w");
     RequireNdim(x, 4, "x", "NHWC [N, H, W, C]");
@@ -203,22 +214,55 @@ py::array_t<int32_t> DepthwiseConv2D(const py::array& x, const py::array& w, std
             throw py::value_error("w_zero_point must be 0 in mode FBGEMM_DW_PAIRS (fbgemm's kernel takes symmetric weights)");
         if (!nonzero) w_zp.clear();
     }
+    ResolveDepthwiseIsa(isa);  // raise a missing forced ISA while holding the GIL
+    return DepthwiseCall{s, zp, mode, isa, threads, std::move(w_zp)};
+}
+
+// Runs the checked call on x (uint8 or int8) into out; epi as DepthwiseConv2DS32. GIL released by the caller.
+void RunDepthwise(const DepthwiseCall& d, const py::array& x, const py::array& w, int32_t* out,
+                  const TileEpilogue* epi) {
+    const int8_t* wp = static_cast<const int8_t*>(w.data());
+    const int32_t* wzp = d.w_zp.empty() ? nullptr : d.w_zp.data();
+    if (IsDtype<uint8_t>(x))
+        DepthwiseConv2DS32(static_cast<const uint8_t*>(x.data()), wp, out, d.s, d.zp, d.mode, d.isa, d.threads, wzp, epi);
+    else
+        DepthwiseConv2DS32(static_cast<const int8_t*>(x.data()), wp, out, d.s, d.zp, d.mode, d.isa, d.threads, wzp, epi);
+}
+
+py::array_t<int32_t> DepthwiseConv2D(const py::array& x, const py::array& w, std::array<int64_t, 2> strides,
+                                     std::array<int64_t, 2> dilations, std::array<int64_t, 4> pads,
+                                     std::optional<int64_t> depth_multiplier, int64_t x_zero_point,
+                                     const py::object& w_zp_obj, const py::object& mode_obj, const py::object& isa_obj,
+                                     int64_t threads_arg) {
+    const DepthwiseCall d = CheckDepthwise(x, w, strides, dilations, pads, depth_multiplier, x_zero_point, w_zp_obj,
+                                           mode_obj, isa_obj, threads_arg);
+    const DepthwiseConv2DShape& s = d.s;
     py::array_t<int32_t> out({static_cast<py::ssize_t>(s.n), static_cast<py::ssize_t>(s.out_h()),
                               static_cast<py::ssize_t>(s.out_w()), static_cast<py::ssize_t>(s.out_channels())});
     int32_t* o = out.mutable_data();
-    const int8_t* wp = static_cast<const int8_t*>(w.data());
-    const bool is_u8 = IsDtype<uint8_t>(x);
-    const void* xp = x.data();
-    const int32_t* wzp = w_zp.empty() ? nullptr : w_zp.data();
-    ResolveDepthwiseIsa(isa);  // raise a missing forced ISA while holding the GIL
     {
         py::gil_scoped_release release;
-        if (is_u8)
-            DepthwiseConv2DS32(static_cast<const uint8_t*>(xp), wp, o, s, zp, mode, isa, threads, wzp);
-        else
-            DepthwiseConv2DS32(static_cast<const int8_t*>(xp), wp, o, s, zp, mode, isa, threads, wzp);
+        RunDepthwise(d, x, w, o, nullptr);
     }
     return out;
+}
+
+py::array DepthwiseConv2DRequantizeFloat(const py::array& x, const py::array& w, std::array<int64_t, 2> strides,
+                                         std::array<int64_t, 2> dilations, std::array<int64_t, 4> pads,
+                                         const py::object& scale, const py::object& zero_point, int64_t qmin,
+                                         int64_t qmax, const py::object& bias, std::optional<int64_t> depth_multiplier,
+                                         int64_t x_zero_point, const py::object& w_zp_obj, const py::object& mode_obj,
+                                         const py::object& isa_obj, int64_t threads_arg, const py::object& out_dtype) {
+    const DepthwiseCall d = CheckDepthwise(x, w, strides, dilations, pads, depth_multiplier, x_zero_point, w_zp_obj,
+                                           mode_obj, isa_obj, threads_arg);
+    const int64_t oc = d.s.out_channels(), rows = static_cast<int64_t>(d.s.n) * d.s.out_h() * d.s.out_w();
+    const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, oc);
+    const DepthwiseIsa path = ResolveDepthwiseIsa(d.isa);
+    const RequantIsa risa = RequantIsaFor(path == DepthwiseIsa::kScalar, path == DepthwiseIsa::kAvx2);
+    return RunFusedRequant(r, {d.s.n, d.s.out_h(), d.s.out_w(), oc}, oc, risa, [&](const TileEpilogue& hook) {
+        std::unique_ptr<int32_t[]> acc(new int32_t[static_cast<size_t>(rows * oc)]);
+        RunDepthwise(d, x, w, acc.get(), &hook);
+    });
 }
 
 // Shared checks of the group-wise entry points; returns the shape.
@@ -284,6 +328,20 @@ void bind_depthwise(py::module_& m) {
         .value("EXACT", DepthwiseMode::kExact)
         .value("FBGEMM_DW_PAIRS", DepthwiseMode::kFbgemmPairs)
         .value("FBGEMM_DW3X3_PAIRS", DepthwiseMode::kFbgemmPairs);
+
+    m.def("depthwise_conv2d_requantize_float", &DepthwiseConv2DRequantizeFloat, py::arg("x"), py::arg("w"),
+          py::arg("strides") = std::array<int64_t, 2>{1, 1}, py::arg("dilations") = std::array<int64_t, 2>{1, 1},
+          py::arg("pads") = std::array<int64_t, 4>{0, 0, 0, 0}, py::kw_only(), py::arg("scale"),
+          py::arg("zero_point"), py::arg("qmin"), py::arg("qmax"), py::arg("bias") = py::none(),
+          py::arg("depth_multiplier") = py::none(), py::arg("x_zero_point") = 0, py::arg("w_zero_point") = py::none(),
+          py::arg("mode") = DepthwiseMode::kExact, py::arg("isa") = "auto", py::arg("threads") = 1,
+          py::arg("out_dtype") = py::none(),
+          "depthwise_conv2d_s32 (same x, w, strides, dilations, pads, depth_multiplier, x_zero_point, w_zero_point,\n"
+          "mode, isa, threads) fused with float-scale requantization -> [N, OH, OW, C*mult] of out_dtype. Equals\n"
+          "requantize_float(depthwise_conv2d_s32(...), scale, zero_point, qmin, qmax, bias=bias, precision='fp32',\n"
+          "scale_op='multiply', clamp='before_rounding', rounding=HALF_TO_EVEN, out_dtype=out_dtype) exactly; each\n"
+          "chunk of output rows is requantized on the thread that computed it. scale: float32 per tensor or per\n"
+          "output channel; zero_point: per tensor or per channel, in [qmin, qmax]; bias: None or int32 [C*mult].");
 
     m.def("depthwise_conv2d_s32", &DepthwiseConv2D, py::arg("x"), py::arg("w"),
           py::arg("strides") = std::array<int64_t, 2>{1, 1}, py::arg("dilations") = std::array<int64_t, 2>{1, 1},

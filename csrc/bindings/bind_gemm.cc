@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/fused_requant_args.h"
 #include "hwsim/conv2d.h"
 #include "hwsim/cpu_features.h"
 #include "hwsim/gemm.h"
@@ -181,6 +182,54 @@ std::pair<int64_t, int64_t> pair_arg(const py::object& obj, const char* name) {
     return {checked_int(s[0], name), checked_int(s[1], name)};
 }
 
+// Checks x against the packed weights and the geometry arguments; returns the validated geometry.
+Conv2dGeometry conv_geometry(const py::array& x, const PackedConvWeights& pw, const py::object& strides,
+                             const py::object& dilations, const py::object& pads) {
+    const PackedConvWeights* packed = &pw;
+    Conv2dGeometry geo;
+    geo.batch = x.shape(0);
+    geo.in_h = x.shape(1);
+    geo.in_w = x.shape(2);
+    geo.in_c = x.shape(3);
+    geo.out_c = packed->out_c;
+    geo.kernel_h = packed->kernel_h;
+    geo.kernel_w = packed->kernel_w;
+    geo.groups = packed->groups;
+    if (geo.in_c % geo.groups != 0)
+        throw py::value_error("groups = " + std::to_string(geo.groups) + " does not divide the " +
+                              std::to_string(geo.in_c) + " input channels of x");
+    if (geo.in_c / geo.groups != packed->group_in_c)
+        throw py::value_error("w has " + std::to_string(packed->group_in_c) +
+                              " input channels per group but x has C/groups = " +
+                              std::to_string(geo.in_c / geo.groups));
+    std::tie(geo.stride_h, geo.stride_w) = pair_arg(strides, "strides");
+    std::tie(geo.dilation_h, geo.dilation_w) = pair_arg(dilations, "dilations");
+    if (geo.stride_h < 1 || geo.stride_w < 1) throw py::value_error("strides must be >= 1");
+    if (geo.dilation_h < 1 || geo.dilation_w < 1) throw py::value_error("dilations must be >= 1");
+    if (!py::isinstance<py::sequence>(pads) || py::isinstance<py::str>(pads) ||
+        py::reinterpret_borrow<py::sequence>(pads).size() != 4)
+        throw py::value_error("pads must be 4 integers [top, left, bottom, right] (ONNX order)");
+    py::sequence ps = py::reinterpret_borrow<py::sequence>(pads);
+    geo.pad_top = checked_int(ps[0], "pads");
+    geo.pad_left = checked_int(ps[1], "pads");
+    geo.pad_bottom = checked_int(ps[2], "pads");
+    geo.pad_right = checked_int(ps[3], "pads");
+    const int64_t lim = int64_t{1} << 30;
+    for (int64_t v : {geo.stride_h, geo.stride_w, geo.dilation_h, geo.dilation_w, geo.pad_top,
+                      geo.pad_left, geo.pad_bottom, geo.pad_right})
+        if (v < 0 || v > lim)
+            throw py::value_error("strides, dilations and pads must be in [0, 2^30] (pads >= 0)");
+    if (geo.kernel_h < 1 || geo.kernel_w < 1) throw py::value_error("w must have KH, KW >= 1");
+    const int64_t oh = geo.out_h(), ow = geo.out_w();
+    if (oh <= 0 || ow <= 0 || geo.in_h + geo.pad_top + geo.pad_bottom <= 0 ||
+        geo.in_w + geo.pad_left + geo.pad_right <= 0)
+        throw py::value_error("output size (" + std::to_string(oh) + ", " + std::to_string(ow) +
+                              ") is not positive: the (dilated) kernel is larger than the padded input");
+    if (oh > lim || ow > lim || (geo.batch > 0 && oh * ow > (int64_t{1} << 40) / geo.batch))
+        throw py::value_error("output is too large");
+    return geo;
+}
+
 }  // namespace
 
 void bind_gemm(py::module_& m) {
@@ -344,47 +393,8 @@ Returns the int32 array, or (array, overflow_count) when count_overflow=True.)do
                   const int64_t g = groups_obj.is_none() ? 1 : checked_int(groups_obj, "groups");
                   packed = pack_conv(w_obj, g, w_zp_obj);
               }
-              Conv2dGeometry geo;
-              geo.batch = x.shape(0);
-              geo.in_h = x.shape(1);
-              geo.in_w = x.shape(2);
-              geo.in_c = x.shape(3);
-              geo.out_c = packed->out_c;
-              geo.kernel_h = packed->kernel_h;
-              geo.kernel_w = packed->kernel_w;
-              geo.groups = packed->groups;
-              if (geo.in_c % geo.groups != 0)
-                  throw py::value_error("groups = " + std::to_string(geo.groups) + " does not divide the " +
-                                        std::to_string(geo.in_c) + " input channels of x");
-              if (geo.in_c / geo.groups != packed->group_in_c)
-                  throw py::value_error("w has " + std::to_string(packed->group_in_c) +
-                                        " input channels per group but x has C/groups = " +
-                                        std::to_string(geo.in_c / geo.groups));
-              std::tie(geo.stride_h, geo.stride_w) = pair_arg(strides, "strides");
-              std::tie(geo.dilation_h, geo.dilation_w) = pair_arg(dilations, "dilations");
-              if (geo.stride_h < 1 || geo.stride_w < 1) throw py::value_error("strides must be >= 1");
-              if (geo.dilation_h < 1 || geo.dilation_w < 1) throw py::value_error("dilations must be >= 1");
-              if (!py::isinstance<py::sequence>(pads) || py::isinstance<py::str>(pads) ||
-                  py::reinterpret_borrow<py::sequence>(pads).size() != 4)
-                  throw py::value_error("pads must be 4 integers [top, left, bottom, right] (ONNX order)");
-              py::sequence ps = py::reinterpret_borrow<py::sequence>(pads);
-              geo.pad_top = checked_int(ps[0], "pads");
-              geo.pad_left = checked_int(ps[1], "pads");
-              geo.pad_bottom = checked_int(ps[2], "pads");
-              geo.pad_right = checked_int(ps[3], "pads");
-              const int64_t lim = int64_t{1} << 30;
-              for (int64_t v : {geo.stride_h, geo.stride_w, geo.dilation_h, geo.dilation_w, geo.pad_top,
-                                geo.pad_left, geo.pad_bottom, geo.pad_right})
-                  if (v < 0 || v > lim)
-                      throw py::value_error("strides, dilations and pads must be in [0, 2^30] (pads >= 0)");
-              if (geo.kernel_h < 1 || geo.kernel_w < 1) throw py::value_error("w must have KH, KW >= 1");
+              const Conv2dGeometry geo = conv_geometry(x, *packed, strides, dilations, pads);
               const int64_t oh = geo.out_h(), ow = geo.out_w();
-              if (oh <= 0 || ow <= 0 || geo.in_h + geo.pad_top + geo.pad_bottom <= 0 ||
-                  geo.in_w + geo.pad_left + geo.pad_right <= 0)
-                  throw py::value_error("output size (" + std::to_string(oh) + ", " + std::to_string(ow) +
-                                        ") is not positive: the (dilated) kernel is larger than the padded input");
-              if (oh > lim || ow > lim || (geo.batch > 0 && oh * ow > (int64_t{1} << 40) / geo.batch))
-                  throw py::value_error("output is too large");
               const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, count_overflow);
               py::array_t<int32_t> out({geo.batch, oh, ow, geo.out_c});
               const uint8_t* xd = static_cast<const uint8_t*>(x.data());
@@ -408,6 +418,101 @@ strides (h, w), dilations (h, w), pads [top, left, bottom, right] (ONNX order); 
 x_zero_point (a real 0). groups: default 1 (or the packed value). K order per group is (kh, kw, ci), ci
 innermost; in mode "avx2_pairs" pairs are k = 2i, 2i+1 of that order. Other arguments as gemm_s32.
 Returns the int32 array, or (array, overflow_count) when count_overflow=True.)doc");
+
+    // ---- Fused: the int32 GEMM / convolution, then float-scale requantization of every finished tile.
+    static const char* kFusedDoc = R"doc(
+
+The result equals exactly requantize_float(<the int32 result>, scale, zero_point, qmin, qmax, bias=bias,
+precision="fp32", scale_op="multiply", clamp="before_rounding", rounding=HALF_TO_EVEN, out_dtype=out_dtype)
+(onnxruntime's QLinearConv / QGEMM output stage): q = clamp(round_half_even(float32(wrap32(acc + bias)) *
+scale[o]), qmin - zp, qmax - zp) + zp. Each tile is requantized right after it is computed, on its thread;
+the int32 array is never returned. scale: float32 per tensor or one per output channel (> 0, finite);
+zero_point: int, per tensor or per channel, in [qmin, qmax]; bias: None or int32 [O]; out_dtype: int8,
+uint8, int16, uint16, int32 or None (the smallest holding [qmin, qmax]). The requantization uses the
+vector instructions of `isa` ("scalar" = portable code); all ISAs give identical integers.)doc";
+
+    m.def("conv2d_requantize_float",
+          [pack_conv](const py::object& x_obj, const py::object& w_obj, const py::object& scale,
+                      const py::object& zero_point, int64_t qmin, int64_t qmax, const py::object& bias,
+                      const py::object& x_zp_obj, const py::object& w_zp_obj, const py::object& strides,
+                      const py::object& dilations, const py::object& pads, const py::object& groups_obj,
+                      const py::object& mode, int64_t acc_bits, const py::object& overflow, const std::string& isa,
+                      int64_t threads, const py::object& out_dtype) -> py::object {
+              py::array x = checked_array(x_obj, "x", 4);
+              const bool x_signed = activation_dtype(x, "x");
+              const int32_t x_zp = activation_zero_point(x_zp_obj, x_signed, "x_zero_point");
+              std::shared_ptr<PackedConvWeights> packed;
+              if (py::isinstance<PackedConvWeights>(w_obj)) {
+                  if (!w_zp_obj.is_none())
+                      throw py::value_error("w_zero_point must be None when w is PackedConvWeights (it is packed in)");
+                  packed = py::cast<std::shared_ptr<PackedConvWeights>>(w_obj);
+                  if (!groups_obj.is_none() && checked_int(groups_obj, "groups") != packed->groups)
+                      throw py::value_error("groups does not match the groups w was packed with (" +
+                                            std::to_string(packed->groups) + ")");
+              } else {
+                  const int64_t g = groups_obj.is_none() ? 1 : checked_int(groups_obj, "groups");
+                  packed = pack_conv(w_obj, g, w_zp_obj);
+              }
+              const Conv2dGeometry geo = conv_geometry(x, *packed, strides, dilations, pads);
+              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false);
+              const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, geo.out_c);
+              const RequantIsa risa = RequantIsaFor(opt.isa == GemmIsa::Scalar, opt.isa == GemmIsa::Avx2);
+              const int64_t rows = geo.gemm_m(), cols = geo.out_c;
+              const uint8_t* xd = static_cast<const uint8_t*>(x.data());
+              return RunFusedRequant(r, {geo.batch, geo.out_h(), geo.out_w(), geo.out_c}, cols, risa,
+                                     [&](const TileEpilogue& hook) {
+                                         std::unique_ptr<int32_t[]> acc(new int32_t[static_cast<size_t>(rows * cols)]);
+                                         conv2d_s32(xd, x_signed, x_zp, *packed, geo, acc.get(), opt, &hook);
+                                     });
+          },
+          py::arg("x"), py::arg("w"), py::kw_only(), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"),
+          py::arg("qmax"), py::arg("bias") = py::none(), py::arg("x_zero_point") = 0,
+          py::arg("w_zero_point") = py::none(), py::arg("strides") = py::make_tuple(1, 1),
+          py::arg("dilations") = py::make_tuple(1, 1), py::arg("pads") = py::make_tuple(0, 0, 0, 0),
+          py::arg("groups") = py::none(), py::arg("mode") = "exact", py::arg("acc_bits") = 32,
+          py::arg("overflow") = "wrap", py::arg("isa") = "auto", py::arg("threads") = 1,
+          py::arg("out_dtype") = py::none(),
+          (std::string("conv2d_s32 (same x, w, x_zero_point, w_zero_point, strides, dilations, pads, groups, mode, "
+                       "acc_bits, overflow, isa, threads) fused with float-scale requantization -> [N, OH, OW, O].") +
+           kFusedDoc).c_str());
+
+    m.def("gemm_requantize_float",
+          [](const py::object& a_obj, const py::object& b_obj, const py::object& scale, const py::object& zero_point,
+             int64_t qmin, int64_t qmax, const py::object& bias, const py::object& a_zp_obj,
+             const py::object& b_zp_obj, const py::object& mode, int64_t acc_bits, const py::object& overflow,
+             const std::string& isa, int64_t threads, const py::object& out_dtype) -> py::object {
+              py::array a = checked_array(a_obj, "a", 2);
+              const bool a_signed = activation_dtype(a, "a");
+              const int32_t a_zp = activation_zero_point(a_zp_obj, a_signed, "a_zero_point");
+              std::shared_ptr<PackedWeights> packed;
+              if (py::isinstance<PackedWeights>(b_obj)) {
+                  if (!b_zp_obj.is_none())
+                      throw py::value_error("b_zero_point must be None when b is PackedWeights (it is packed in)");
+                  packed = py::cast<std::shared_ptr<PackedWeights>>(b_obj);
+              } else {
+                  packed = pack_weights_from_array(b_obj, b_zp_obj);
+              }
+              if (a.shape(1) != packed->k)
+                  throw py::value_error("K mismatch: a has shape (" + std::to_string(a.shape(0)) + ", " +
+                                        std::to_string(a.shape(1)) + ") but b has K = " + std::to_string(packed->k));
+              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false);
+              const int64_t mm = a.shape(0), nn = packed->n;
+              const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, nn);
+              const RequantIsa risa = RequantIsaFor(opt.isa == GemmIsa::Scalar, opt.isa == GemmIsa::Avx2);
+              GemmActivations<DenseRows> act{DenseRows{static_cast<const uint8_t*>(a.data()), a.shape(1)}, mm,
+                                             a.shape(1), a_signed, a_zp};
+              return RunFusedRequant(r, {mm, nn}, nn, risa, [&](const TileEpilogue& hook) {
+                  std::unique_ptr<int32_t[]> acc(new int32_t[static_cast<size_t>(mm * nn)]);
+                  gemm_s32(act, *packed, acc.get(), nn, opt, &hook);
+              });
+          },
+          py::arg("a"), py::arg("b"), py::kw_only(), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"),
+          py::arg("qmax"), py::arg("bias") = py::none(), py::arg("a_zero_point") = 0,
+          py::arg("b_zero_point") = py::none(), py::arg("mode") = "exact", py::arg("acc_bits") = 32,
+          py::arg("overflow") = "wrap", py::arg("isa") = "auto", py::arg("threads") = 1,
+          py::arg("out_dtype") = py::none(),
+          (std::string("gemm_s32 (same a, b, a_zero_point, b_zero_point, mode, acc_bits, overflow, isa, threads) "
+                       "fused with float-scale requantization -> [M, N].") + kFusedDoc).c_str());
 }
 
 }  // namespace hwsim::bindings

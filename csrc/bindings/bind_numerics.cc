@@ -203,8 +203,15 @@ py::array MbqmPy(py::handle x_obj, py::handle m_obj, py::handle s_obj, py::handl
 py::array RequantizeFloatPy(py::handle acc_obj, py::handle scale_obj, py::handle zp_obj, int64_t qmin, int64_t qmax,
                             py::handle bias_obj, py::handle bias_scale_obj, const std::string& precision_in,
                             const std::string& scale_op_in, py::handle bias_mode_obj, const std::string& clamp_in,
-                            py::handle rounding_obj, uint64_t seed, py::handle out_dtype) {
+                            py::handle rounding_obj, uint64_t seed, py::handle out_dtype, py::handle isa_obj) {
   const RoundingMode rounding = Rounding(rounding_obj, "rounding");
+  const std::string isa_name = Choice(isa_obj, "isa", {"auto", "scalar", "avx2", "avx512"});
+  RequantIsa isa = host_requant_isa();
+  if (isa_name != "auto") {
+    isa = isa_name == "scalar" ? RequantIsa::Scalar : isa_name == "avx2" ? RequantIsa::Avx2 : RequantIsa::Avx512;
+    if (!requant_isa_supported(isa, detect_cpu_features()))
+      ValueError("isa '" + isa_name + "' is not supported by this CPU");
+  }
   const std::string precision = Choice(py::str(precision_in), "precision", {"fp32", "fp64"});
   const std::string scale_op = Choice(py::str(scale_op_in), "scale_op", {"multiply", "divide"});
   const std::string clamp = Choice(py::str(clamp_in), "clamp", {"after_rounding", "before_rounding"});
@@ -265,7 +272,7 @@ py::array RequantizeFloatPy(py::handle acc_obj, py::handle scale_obj, py::handle
       RequantizeFloat<Real, Out>(pa, rows, C, bias_i.empty() ? nullptr : bias_i.data(), bf.empty() ? nullptr : bf.data(),
                                  bs.empty() ? nullptr : bs.data(), static_cast<int64_t>(bs.size()), s.data(),
                                  static_cast<int64_t>(s.size()), zp.data(), static_cast<int64_t>(zp.size()), qmin, qmax, o,
-                                 static_cast<Out*>(po));
+                                 static_cast<Out*>(po), &isa);
     });
   };
   if (precision == "fp32") run(float{}); else run(double{});
@@ -617,8 +624,10 @@ void bind_numerics(py::module_& m) {
         py::arg("qmax"), py::kw_only(), py::arg("bias") = py::none(), py::arg("bias_scale") = py::none(),
         py::arg("precision") = "fp32", py::arg("scale_op") = "multiply", py::arg("bias_mode") = py::none(),
         py::arg("clamp") = "after_rounding", py::arg("rounding") = RoundingMode::HALF_TO_EVEN, py::arg("seed") = 0,
-        py::arg("out_dtype") = py::none(),
-        "Float-scale requantization of an int32 accumulator (last axis = channels); see hwsim.numerics presets.");
+        py::arg("out_dtype") = py::none(), py::arg("isa") = "auto",
+        "Float-scale requantization of an int32 accumulator (last axis = channels); see hwsim.numerics presets. "
+        "isa: 'auto' | 'scalar' | 'avx2' | 'avx512' picks the kernel of the float32 + HALF_TO_EVEN fast path "
+        "(identical integers on every path; ValueError if this CPU lacks it).");
   m.def("requantize_fixed_point", &RequantizeFixedPointPy, py::arg("acc"), py::arg("multiplier"), py::arg("shift"),
         py::arg("zero_point"), py::arg("qmin"), py::arg("qmax"), py::kw_only(), py::arg("bias") = py::none(),
         py::arg("rounding") = "double", py::arg("out_dtype") = py::none(),

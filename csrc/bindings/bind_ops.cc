@@ -123,8 +123,9 @@ py::array MulTflitePy(py::handle a, py::handle b, py::handle in1_off, py::handle
 template <bool kAdd>
 py::array FloatScaleBinaryPy(py::handle a, py::handle b, py::handle sa, py::handle za, py::handle sb, py::handle zb,
                              py::handle sc, py::handle zc, py::handle qmin, py::handle qmax, py::handle rounding_obj,
-                             py::handle form_obj) {
+                             py::handle form_obj, py::handle isa_obj) {
   FloatScaleBinaryParams p{};
+  const bool allow_simd = Choice(isa_obj, "isa", {"auto", "scalar"}) == "auto";
   if (kAdd) p.mlas_avx2_form = Choice(form_obj, "form", {"mlas_avx2", "mlas_scalar"}) == "mlas_avx2";
   p.rounding = Rounding(rounding_obj, "rounding");
   p.a_scale = static_cast<float>(Real(sa, "a_scale"));
@@ -141,7 +142,7 @@ py::array FloatScaleBinaryPy(py::handle a, py::handle b, py::handle sa, py::hand
     p.qmin = static_cast<int32_t>(lo);
     p.qmax = static_cast<int32_t>(hi);
     py::gil_scoped_release release;
-    if (kAdd) AddFloatScale<T>(pa, pb, n, p, po); else MulFloatScale<T>(pa, pb, n, p, po);
+    if (kAdd) AddFloatScale<T>(pa, pb, n, p, po, allow_simd); else MulFloatScale<T>(pa, pb, n, p, po);
   });
 }
 
@@ -337,13 +338,15 @@ void bind_ops(py::module_& m) {
   m.def("add_float_scale", &FloatScaleBinaryPy<true>, py::arg("a"), py::arg("b"), py::arg("a_scale"), py::arg("a_zero_point"),
         py::arg("b_scale"), py::arg("b_zero_point"), py::arg("c_scale"), py::arg("c_zero_point"), py::kw_only(),
         py::arg("qmin") = py::none(), py::arg("qmax") = py::none(), py::arg("rounding") = RoundingMode::HALF_TO_EVEN,
-        py::arg("form") = "mlas_avx2",
+        py::arg("form") = "mlas_avx2", py::arg("isa") = "auto",
         "Float32 QLinearAdd: form 'mlas_avx2' = round(fma(a, sa/sc, fma(b, sb/sc, zpc - (sa/sc*zpa + sb/sc*zpb)))) "
-        "(onnxruntime x86), 'mlas_scalar' = round((sa*(a-zpa) + sb*(b-zpb)) / sc) + zpc.");
+        "(onnxruntime x86), 'mlas_scalar' = round((sa*(a-zpa) + sb*(b-zpb)) / sc) + zpc. isa 'auto' uses the "
+        "AVX2+FMA kernel where it applies (mlas_avx2, HALF_TO_EVEN, int8/uint8), 'scalar' the element loop; "
+        "both give identical integers.");
   m.def("mul_float_scale", &FloatScaleBinaryPy<false>, py::arg("a"), py::arg("b"), py::arg("a_scale"), py::arg("a_zero_point"),
         py::arg("b_scale"), py::arg("b_zero_point"), py::arg("c_scale"), py::arg("c_zero_point"), py::kw_only(),
         py::arg("qmin") = py::none(), py::arg("qmax") = py::none(), py::arg("rounding") = RoundingMode::HALF_TO_EVEN,
-        py::arg("form") = "scalar", "Float32 mul: round((sa*(a-zpa)) * (sb*(b-zpb)) / sc) + zpc (form is ignored).");
+        py::arg("form") = "scalar", py::arg("isa") = "auto", "Float32 mul: round((sa*(a-zpa)) * (sb*(b-zpb)) / sc) + zpc (form and isa are ignored).");
   m.def("eltwise_add_dpu", &EltwiseAddDpuPy, py::arg("a"), py::arg("b"), py::arg("fix_pos_a"), py::arg("fix_pos_b"),
         py::arg("fix_pos_out"), py::kw_only(), py::arg("qmin") = py::none(), py::arg("qmax") = py::none(),
         py::arg("rounding") = RoundingMode::HALF_UP,

@@ -19,6 +19,7 @@
 #include "hwsim/gemm.h"
 #include "hwsim/im2col.h"
 #include "hwsim/parallel.h"
+#include "hwsim/tile_epilogue.h"
 
 namespace hwsim {
 
@@ -45,9 +46,12 @@ inline std::shared_ptr<PackedConvWeights> pack_conv_weights(const int8_t* w, int
 }
 
 // geo must be valid (checked by the caller: positive sizes, divisibility, out_h/out_w >= 1) and match w.
-// y: [N*OH*OW, O] int32. Returns the summed overflow count (see gemm.h).
+// y: [N*OH*OW, O] int32. Returns the summed overflow count (see gemm.h). epi (optional) runs on every
+// finished block of y, in y's coordinates (rows of N*OH*OW, columns of O: group g's GEMM column j is
+// column g * O/groups + j).
 inline int64_t conv2d_s32(const uint8_t* x, bool x_signed, int32_t x_zero_point, const PackedConvWeights& w,
-                          const Conv2dGeometry& geo, int32_t* y, const GemmOptions& opt) {
+                          const Conv2dGeometry& geo, int32_t* y, const GemmOptions& opt,
+                          const TileEpilogue* epi = nullptr) {
     const int64_t groups = geo.groups, og = geo.group_out_c(), cg = geo.group_in_c();
     const int64_t m = geo.gemm_m();
     const int threads = resolve_threads(opt.threads);
@@ -57,13 +61,16 @@ inline int64_t conv2d_s32(const uint8_t* x, bool x_signed, int32_t x_zero_point,
     std::vector<int64_t> counts(static_cast<size_t>(groups), 0);
     auto run_group = [&](int64_t g) {
         int32_t* yg = y + g * og;
+        TileEpilogue group_epi;
+        if (epi != nullptr) group_epi = epi->shifted(g * og);
+        const TileEpilogue* ge = epi != nullptr ? &group_epi : nullptr;
         if (geo.is_pointwise()) {
             GemmActivations<DenseRows> a{DenseRows{x + g * cg, geo.in_c}, m, cg, x_signed, x_zero_point};
-            counts[g] = gemm_s32(a, *w.per_group[g], yg, geo.out_c, inner);
+            counts[g] = gemm_s32(a, *w.per_group[g], yg, geo.out_c, inner, ge);
         } else {
             Im2colRows rows{x, geo, g * cg, static_cast<uint8_t>(x_zero_point & 0xFF)};
             GemmActivations<Im2colRows> a{rows, m, geo.gemm_k(), x_signed, x_zero_point};
-            counts[g] = gemm_s32(a, *w.per_group[g], yg, geo.out_c, inner);
+            counts[g] = gemm_s32(a, *w.per_group[g], yg, geo.out_c, inner, ge);
         }
     };
     if (fan_out_groups) {

@@ -28,6 +28,7 @@
 
 #include "hwsim/cpu_features.h"
 #include "hwsim/parallel.h"
+#include "hwsim/tile_epilogue.h"
 
 namespace hwsim {
 
@@ -222,19 +223,26 @@ __attribute__((target("avx512f,avx512bw"))) void DepthwiseRowsAvx512(const XT* x
 // weights) or one int8-range value per output channel; kExact then sums (x - x_zp) * (w - w_zp), each
 // product within 255 * 255, so the tap bound keeps the int32 sum exact. kFbgemmPairs models symmetric
 // weights (fbgemm's kernel): the caller passes nullptr. Shapes are validated by the caller.
+// epi (optional) runs on each finished chunk of output rows ([rows of N*OH*OW, C*mult] coordinates) on the
+// thread that computed it.
 template <typename XT>
 void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const DepthwiseConv2DShape& s,
                         int32_t x_zero_point, DepthwiseMode mode, DepthwiseIsa isa, int threads,
-                        const int32_t* w_zero_point = nullptr) {
+                        const int32_t* w_zero_point = nullptr, const TileEpilogue* epi = nullptr) {
     const auto pw = depthwise_detail::PackWeights(w_ohwi, w_zero_point, s);
     const int64_t rows = static_cast<int64_t>(s.n) * s.out_h();
     const DepthwiseIsa path = ResolveDepthwiseIsa(isa);
     ParallelChunks(rows, threads, [&](int64_t b, int64_t e) {
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
-        if (path == DepthwiseIsa::kAvx512) return depthwise_detail::DepthwiseRowsAvx512(x, pw, out, s, x_zero_point, mode, b, e);
-        if (path == DepthwiseIsa::kAvx2) return depthwise_detail::DepthwiseRowsAvx2(x, pw, out, s, x_zero_point, mode, b, e);
+        if (path == DepthwiseIsa::kAvx512) depthwise_detail::DepthwiseRowsAvx512(x, pw, out, s, x_zero_point, mode, b, e);
+        else if (path == DepthwiseIsa::kAvx2) depthwise_detail::DepthwiseRowsAvx2(x, pw, out, s, x_zero_point, mode, b, e);
+        else
 #endif
         depthwise_detail::DepthwiseRowsScalar(x, pw, out, s, x_zero_point, mode, b, e);
+        if (epi != nullptr) {
+            const int64_t oc_n = s.out_channels(), ow_n = s.out_w();
+            (*epi)(out + b * ow_n * oc_n, oc_n, b * ow_n, (e - b) * ow_n, 0, oc_n);
+        }
     });
 }
 

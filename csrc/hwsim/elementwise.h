@@ -6,10 +6,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "hwsim/fixedpoint.h"
 #include "hwsim/int_range.h"
 #include "hwsim/rounding.h"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace hwsim {
 
@@ -82,19 +87,93 @@ struct FloatScaleBinaryParams {
 
 // Float-scale ADD (onnxruntime com.microsoft QLinearAdd), float32, two forms:
 //  mlas_avx2_form (onnxruntime MLAS qladd_avx2.cpp, what x86 hosts run; checked against onnxruntime 1.32):
-//    rA = sa / sc; rB = sb / sc; fixed = float(zpc) - (rA * float(zpa) + rB * float(zpb));
+//    rA = sa / sc; rB = sb / sc; fixed = float(zpc) - fma(rA, float(zpa), rB * float(zpb));
 //    t = fma(float(a), rA, fma(float(b), rB, fixed))   (each fma rounded once)
+//    The source writes fixed as zpc - (rA * zpa + rB * zpb); the compiler contracts that into the fma
+//    above (measured: with two roundings 28 of 802,816 outputs differ for some scales;
+//    docs/engine-findings.md).
 //  scalar form (MLAS qladd.cpp MlasQLinearAddKernelRawHelper):
 //    t = (sa * float(a - zpa) + sb * float(b - zpb)) / sc;  t += 0 (zpc is added after rounding)
-//  then out = clamp(round(t) [+ zpc in the scalar form], qmin, qmax); rounding RNE by default.
-template <typename T>
-void AddFloatScale(const T* a, const T* b, int64_t n, const FloatScaleBinaryParams& p, T* out) {
+//  then out = clamp(round(t) [+ zpc in the scalar form], qmin, qmax); rounding RNE by default; a NaN t
+//  counts as 0. The mlas_avx2_form with RNE on int8/uint8 runs 8 lanes at a time on AVX2+FMA
+//  (AddFloatScaleMlasAvx2 below), bit-identical to the element loop.
+struct AddFloatScaleConstants {
+  float ra, rb, fixed;
+};
+
+inline AddFloatScaleConstants AddFloatScaleMlasConstants(const FloatScaleBinaryParams& p) {
   const float ra = p.a_scale / p.c_scale, rb = p.b_scale / p.c_scale;
   const float fixed = static_cast<float>(p.c_zero_point) -
-                      (ra * static_cast<float>(p.a_zero_point) + rb * static_cast<float>(p.b_zero_point));
-  for (int64_t i = 0; i < n; ++i) {
+                      std::fma(ra, static_cast<float>(p.a_zero_point), rb * static_cast<float>(p.b_zero_point));
+  return {ra, rb, fixed};
+}
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+// Elements [0, n / 8 * 8) of the mlas_avx2_form with RNE, T = int8_t or uint8_t; returns how many it did.
+//   VPMOVZXBD/VPMOVSXBD + VCVTDQ2PS (exact), VFMADD231PS twice (one rounding each = std::fma),
+//   NaN -> 0 (VCMPORDPS + VANDPS), VMAXPS/VMINPS with float(qmin), float(qmax) (clamping an integer range
+//   before rounding gives the same integer as after), VROUNDPS(nearest even) + VCVTTPS2DQ (no MXCSR
+//   dependence), then the low byte of each lane (the value is already in [qmin, qmax]).
+template <typename T>
+__attribute__((target("avx2,fma"))) int64_t AddFloatScaleMlasAvx2(const T* a, const T* b, int64_t n,
+                                                                 const AddFloatScaleConstants& k, int32_t qmin,
+                                                                 int32_t qmax, T* out) {
+  static_assert(sizeof(T) == 1, "int8 / uint8 only");
+  const __m256 ra = _mm256_set1_ps(k.ra), rb = _mm256_set1_ps(k.rb), fixed = _mm256_set1_ps(k.fixed);
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(qmin)), hi = _mm256_set1_ps(static_cast<float>(qmax));
+  const __m256i pick8 = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                         0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i join8 = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+  const int64_t vec = n / 8 * 8;
+  for (int64_t i = 0; i < vec; i += 8) {
+    const __m128i a8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + i));
+    const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + i));
+    __m256i ai, bi;
+    if constexpr (std::is_signed<T>::value) {
+      ai = _mm256_cvtepi8_epi32(a8);
+      bi = _mm256_cvtepi8_epi32(b8);
+    } else {
+      ai = _mm256_cvtepu8_epi32(a8);
+      bi = _mm256_cvtepu8_epi32(b8);
+    }
+    __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ai), ra, _mm256_fmadd_ps(_mm256_cvtepi32_ps(bi), rb, fixed));
+    t = _mm256_and_ps(t, _mm256_cmp_ps(t, t, _CMP_ORD_Q));
+    t = _mm256_min_ps(hi, _mm256_max_ps(lo, t));
+    const __m256i q = _mm256_cvttps_epi32(_mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q, pick8), join8);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(bytes));
+  }
+  return vec;
+}
+#endif
+
+// Whether AddFloatScale may take the AVX2+FMA path here (libgcc's cached CPU bits: no CPUID per call).
+inline bool AddFloatScaleHostHasAvx2Fma() {
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+// allow_simd = false forces the element loop (tests compare both paths).
+template <typename T>
+void AddFloatScale(const T* a, const T* b, int64_t n, const FloatScaleBinaryParams& p, T* out,
+                   bool allow_simd = true) {
+  const AddFloatScaleConstants k = AddFloatScaleMlasConstants(p);
+  int64_t start = 0;
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+  if constexpr (sizeof(T) == 1) {
+    if (allow_simd && p.mlas_avx2_form && p.rounding == RoundingMode::HALF_TO_EVEN && AddFloatScaleHostHasAvx2Fma())
+      start = AddFloatScaleMlasAvx2<T>(a, b, n, k, p.qmin, p.qmax, out);
+  }
+#else
+  (void)allow_simd;
+#endif
+  for (int64_t i = start; i < n; ++i) {
     if (p.mlas_avx2_form) {
-      const float t = std::fma(static_cast<float>(a[i]), ra, std::fma(static_cast<float>(b[i]), rb, fixed));
+      const float t = std::fma(static_cast<float>(a[i]), k.ra, std::fma(static_cast<float>(b[i]), k.rb, k.fixed));
       const double r = RoundFloat(static_cast<double>(t), p.rounding, 0, static_cast<uint64_t>(i));
       const int64_t q = SaturateDoubleToInt(r, INT32_MIN, INT32_MAX);
       out[i] = static_cast<T>(std::min<int64_t>(std::max<int64_t>(q, p.qmin), p.qmax));

@@ -35,6 +35,8 @@
 // settings are served by the same kernels when data bounds prove that nothing can overflow (or, for
 // Exact + Wrap, that the exact sum fits int32: wrapped afterwards), else by the sequential int64 scalar
 // path (slow, exact). Results never depend on the ISA, the thread count or the blocking.
+// An optional TileEpilogue (tile_epilogue.h) sees every finished tile of C (blocked paths: each
+// work item's mc rows x panel range, on its thread; other paths: the whole result afterwards).
 #pragma once
 
 #include <algorithm>
@@ -54,6 +56,7 @@
 #include "hwsim/gemm_types.h"
 #include "hwsim/im2col.h"
 #include "hwsim/parallel.h"
+#include "hwsim/tile_epilogue.h"
 
 namespace hwsim {
 
@@ -139,10 +142,11 @@ void pack_a_block(const GemmActivations<Rows>& a, int64_t m0, int64_t mr, int64_
 }  // namespace gemm_detail
 
 // The acc_bits = 32 Wrap result of `mode` with the kernels of `isa` (blocked, threaded). C rows have
-// stride ldc; only columns [0, b.n) are written.
+// stride ldc; only columns [0, b.n) are written. epi (optional) runs on every finished tile of C (one
+// mc-row block x panel range per work item), on the thread that computed it.
 template <class Rows>
 void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc, GemmMode mode,
-                      GemmIsa isa, int threads) {
+                      GemmIsa isa, int threads, const TileEpilogue* epi = nullptr) {
     const int64_t m = a.m, n = b.n, k = b.k;
     if (m <= 0 || n <= 0) return;
     const GemmMicroKernel kernel = select_microkernel(isa, mode);
@@ -208,6 +212,10 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
                     cr[col] = wrapping_add_i32(cr[col], comp);
                 }
             }
+        }
+        if (epi != nullptr) {
+            const int64_t col0 = p_begin * kPanelCols, col1 = std::min(n, p_end * kPanelCols);
+            (*epi)(c + m0 * ldc + col0, ldc, m0, mr, col0, col1 - col0);
         }
     });
 }
@@ -328,15 +336,20 @@ void activation_bounds(const GemmActivations<Rows>& a, int threads, int64_t* max
 }
 
 // The full GEMM per the contract above. Returns the overflow count (0 unless opt.count_overflow, or when
-// the sequential path ran anyway).
+// the sequential path ran anyway). epi (optional) sees every element of C once it is final: per tile on
+// the blocked paths, on the whole result afterwards on the others.
 template <class Rows>
 int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc,
-                 const GemmOptions& opt) {
+                 const GemmOptions& opt, const TileEpilogue* epi = nullptr) {
     const bool default_acc = opt.acc_bits == 32 && opt.overflow == AccOverflow::Wrap;
     if (default_acc && !opt.count_overflow) {
-        gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+        gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi);
         return 0;
     }
+    auto finish = [&](int64_t count) {
+        if (epi != nullptr) apply_tile_epilogue(*epi, c, ldc, a.m, b.n, opt.threads);
+        return count;
+    };
     int64_t amax_c = 0, amax_s = 0;
     activation_bounds(a, opt.threads, &amax_c, &amax_s);
     const int64_t k = b.k;
@@ -345,7 +358,7 @@ int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t
     const int64_t exact_bound = k * amax_c * b.max_abs_b_minus_zp;  // >= |any partial sum of t_k|
     if (opt.mode == GemmMode::Exact) {
         if (exact_bound <= acc_max) {
-            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi);
             return 0;
         }
         if (opt.overflow == AccOverflow::Wrap && exact_bound <= i32_max) {
@@ -358,17 +371,17 @@ int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t
                     count += w != v ? 1 : 0;
                     v = static_cast<int32_t>(w);
                 }
-            return count;
+            return finish(count);
         }
     } else {
         const bool no_pair_saturates = 2 * amax_s * b.max_abs_b <= 32767;
         const int64_t raw_bound = k * amax_s * b.max_abs_b;
         if (no_pair_saturates && raw_bound <= acc_max && exact_bound <= i32_max) {
-            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi);
             return 0;
         }
     }
-    return gemm_sequential_s32(a, b, c, ldc, opt);
+    return finish(gemm_sequential_s32(a, b, c, ldc, opt));
 }
 
 }  // namespace hwsim

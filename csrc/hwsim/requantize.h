@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "hwsim/assumptions.h"
 #include "hwsim/fixedpoint.h"
 #include "hwsim/int_range.h"
+#include "hwsim/requantize_float_simd.h"
 #include "hwsim/rounding.h"
 
 namespace hwsim {
@@ -36,16 +38,18 @@ struct FloatRequantOptions {
   uint64_t seed = 0;
 };
 
-// The vectorisable inner loop of RequantizeFloat's fast path (see there): plain arguments and
-// restrict pointers so the compiler can prove the int8 stores alias nothing. kBias: 0 none,
-// 1 int32 (wrapping add), 2 float (pre-divided bias_add).
+// The portable inner loop of RequantizeFloat's fast path (see there) on a strided [rows, C] tile:
+// plain arguments and restrict pointers so the compiler can prove the stores alias nothing. kBias: 0 none,
+// 1 int32 (wrapping add), 2 float (pre-divided bias_add). Per-channel pointers start at the tile's column 0.
 template <RoundingMode M, bool kDivides, int kBias, typename Real, typename Out>
-[[gnu::noinline]] void RequantizeFloatSmallRows(const int32_t* __restrict acc, int64_t rows, int64_t C, const int32_t* __restrict bias_i,
-                              const Real* __restrict bias_add, const Real* __restrict s, const Real* __restrict lo,
-                              const Real* __restrict hi, const int32_t* __restrict z, Out* __restrict out) {
+[[gnu::noinline]] void RequantizeFloatSmallRows(const int32_t* __restrict acc, int64_t lda, int64_t rows, int64_t C,
+                                                const int32_t* __restrict bias_i, const Real* __restrict bias_add,
+                                                const Real* __restrict s, const Real* __restrict lo,
+                                                const Real* __restrict hi, const int32_t* __restrict z,
+                                                Out* __restrict out, int64_t ldo) {
   for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* __restrict a = acc + r * C;
-    Out* __restrict y = out + r * C;
+    const int32_t* __restrict a = acc + r * lda;
+    Out* __restrict y = out + r * ldo;
     for (int64_t c = 0; c < C; ++c) {
       int32_t raw = a[c];
       if (kBias == 1) raw = static_cast<int32_t>(static_cast<uint32_t>(raw) + static_cast<uint32_t>(bias_i[c]));
@@ -53,48 +57,111 @@ template <RoundingMode M, bool kDivides, int kBias, typename Real, typename Out>
       if (kBias == 2) v = v + bias_add[c];
       v = kDivides ? v / s[c] : v * s[c];
       v = std::min(std::max(v, lo[c]), hi[c]);
-      y[c] = static_cast<Out>(RoundSmallToInt32<M, Real>(v) + z[c]);
+      y[c] = static_cast<Out>(static_cast<int32_t>(static_cast<uint32_t>(RoundSmallToInt32<M, Real>(v)) +
+                                                   static_cast<uint32_t>(z[c])));
     }
   }
 }
 
-// v = Real(raw) [+ float bias] then * scale (or / scale), all in Real (float = fp32, double = fp64) with
-// one IEEE rounding per operation (no FMA); int -> float conversion rounds to nearest even. Then either
-// clamp in Real and round, or round and clamp; + zp. Rounding of a float32 value is done exactly in
-// double (same integer). Overflowing conversions saturate (real x86 cvtps2dq would give INT_MIN).
-template <typename Real, typename Out>
-void RequantizeFloat(const int32_t* acc, int64_t rows, int64_t C, const int32_t* bias_i, const Real* bias_f,
-                     const Real* bias_scale, int64_t bias_scale_len, const Real* scale, int64_t scale_len,
-                     const int32_t* zp, int64_t zp_len, int64_t qmin, int64_t qmax, const FloatRequantOptions& o,
-                     Out* out) {
-  // Per-channel constants hoisted out of the element loop.
-  std::vector<Real> s(C), lo_f(C), hi_f(C), bias_add(C, Real(0));
-  std::vector<int64_t> z(C), lo_i(C), hi_i(C);
-  for (int64_t c = 0; c < C; ++c) {
-    s[c] = Pick(scale, scale_len, c);
-    z[c] = Pick(zp, zp_len, c);
-    lo_i[c] = qmin - z[c];
-    hi_i[c] = qmax - z[c];
-    lo_f[c] = static_cast<Real>(lo_i[c]);
-    hi_f[c] = static_cast<Real>(hi_i[c]);
-    if (o.bias == FloatBias::FLOAT_DIVIDE) bias_add[c] = bias_f[c] / Pick(bias_scale, bias_scale_len, c);
-    if (o.bias == FloatBias::FLOAT_RECIPROCAL) bias_add[c] = bias_f[c] * (Real(1) / Pick(bias_scale, bias_scale_len, c));
+// Everything RequantizeFloat needs per channel, computed once (so a GEMM epilogue can apply it tile by
+// tile). Vectors have length C.
+template <typename Real>
+struct FloatRequantPlan {
+  int64_t C = 0;
+  FloatRequantOptions o;
+  RequantIsa isa = RequantIsa::Scalar;
+  bool small = false;       // every |qmin - zp|, |qmax - zp| < 2^22 and not STOCHASTIC: the fast path applies
+  bool float_bias = false;
+  std::vector<Real> s, lo_f, hi_f, bias_add;
+  std::vector<int64_t> z, lo_i, hi_i;
+  std::vector<int32_t> z32, bias_i;
+
+  // The plan for channels [0, C) repeated `times` times (a [rows, C] array seen as [rows / times, C * times]).
+  FloatRequantPlan tiled(int64_t times) const {
+    FloatRequantPlan t = *this;
+    t.C = C * times;
+    auto rep = [&](auto& v) {
+      auto src = v;
+      v.clear();
+      if (src.empty()) return;
+      for (int64_t i = 0; i < times; ++i) v.insert(v.end(), src.begin(), src.end());
+    };
+    rep(t.s); rep(t.lo_f); rep(t.hi_f); rep(t.bias_add); rep(t.z); rep(t.lo_i); rep(t.hi_i); rep(t.z32); rep(t.bias_i);
+    return t;
   }
-  const bool float_bias = o.bias == FloatBias::FLOAT_DIVIDE || o.bias == FloatBias::FLOAT_RECIPROCAL;
+};
+
+template <typename Real>
+FloatRequantPlan<Real> PlanRequantizeFloat(int64_t C, const int32_t* bias_i, const Real* bias_f, const Real* bias_scale,
+                                           int64_t bias_scale_len, const Real* scale, int64_t scale_len,
+                                           const int32_t* zp, int64_t zp_len, int64_t qmin, int64_t qmax,
+                                           const FloatRequantOptions& o, RequantIsa isa) {
+  FloatRequantPlan<Real> p;
+  p.C = C;
+  p.o = o;
+  p.isa = isa;
+  p.s.resize(C); p.lo_f.resize(C); p.hi_f.resize(C); p.bias_add.assign(C, Real(0));
+  p.z.resize(C); p.lo_i.resize(C); p.hi_i.resize(C); p.z32.resize(C);
+  if (o.bias == FloatBias::INT32) p.bias_i.assign(bias_i, bias_i + C);
+  for (int64_t c = 0; c < C; ++c) {
+    p.s[c] = Pick(scale, scale_len, c);
+    p.z[c] = Pick(zp, zp_len, c);
+    p.z32[c] = static_cast<int32_t>(p.z[c]);
+    p.lo_i[c] = qmin - p.z[c];
+    p.hi_i[c] = qmax - p.z[c];
+    p.lo_f[c] = static_cast<Real>(p.lo_i[c]);
+    p.hi_f[c] = static_cast<Real>(p.hi_i[c]);
+    if (o.bias == FloatBias::FLOAT_DIVIDE) p.bias_add[c] = bias_f[c] / Pick(bias_scale, bias_scale_len, c);
+    if (o.bias == FloatBias::FLOAT_RECIPROCAL) p.bias_add[c] = bias_f[c] * (Real(1) / Pick(bias_scale, bias_scale_len, c));
+  }
+  p.float_bias = o.bias == FloatBias::FLOAT_DIVIDE || o.bias == FloatBias::FLOAT_RECIPROCAL;
   // Clamping before or after rounding gives the same integer (every mode is monotone and keeps
   // integers), so the fast path always clamps first; then the branch-free small-value rounding applies.
-  bool small = o.rounding != RoundingMode::STOCHASTIC;
-  for (int64_t c = 0; c < C; ++c) small = small && lo_i[c] > -(int64_t{1} << 22) && hi_i[c] < (int64_t{1} << 22);
-  if (small) {
-    std::vector<int32_t> z32(z.begin(), z.end());
+  p.small = o.rounding != RoundingMode::STOCHASTIC;
+  for (int64_t c = 0; c < C; ++c) p.small = p.small && p.lo_i[c] > -(int64_t{1} << 22) && p.hi_i[c] < (int64_t{1} << 22);
+  return p;
+}
+
+// Applies plan p to the tile of rows [row0, row0 + rows) x columns [col0, col0 + cols) of a [*, p.C]
+// array: acc and out point at the tile's first element, with row strides lda and ldo. row0 and col0
+// only locate the per-channel constants and the STOCHASTIC element index (row * C + col).
+template <typename Real, typename Out>
+void ApplyRequantizeFloat(const FloatRequantPlan<Real>& p, const int32_t* acc, int64_t lda, int64_t row0, int64_t rows,
+                          int64_t col0, int64_t cols, Out* out, int64_t ldo) {
+  const FloatRequantOptions& o = p.o;
+  if (rows <= 0 || cols <= 0) return;
+  if (p.small) {
+    // The explicit SIMD kernels cover float32 + HALF_TO_EVEN (requantize_float_simd.h); other cases run
+    // the portable loop, which the compiler may vectorise on its own.
+    if constexpr (std::is_same<Real, float>::value) {
+      if (o.rounding == RoundingMode::HALF_TO_EVEN && p.isa != RequantIsa::Scalar) {
+        FloatRequantColumns k;
+        k.scale = p.s.data() + col0;
+        k.lo = p.lo_f.data() + col0;
+        k.hi = p.hi_f.data() + col0;
+        k.zp = p.z32.data() + col0;
+        k.bias_i = p.bias_i.empty() ? nullptr : p.bias_i.data() + col0;
+        k.bias_add = p.bias_add.data() + col0;
+        auto run = [&](auto divides_tag) {
+          constexpr bool kDiv = decltype(divides_tag)::value;
+          if (o.bias == FloatBias::INT32) RequantizeFloatRneRows<kDiv, 1, Out>(p.isa, acc, lda, rows, cols, k, out, ldo);
+          else if (p.float_bias) RequantizeFloatRneRows<kDiv, 2, Out>(p.isa, acc, lda, rows, cols, k, out, ldo);
+          else RequantizeFloatRneRows<kDiv, 0, Out>(p.isa, acc, lda, rows, cols, k, out, ldo);
+        };
+        if (o.scale_divides) run(std::true_type{}); else run(std::false_type{});
+        return;
+      }
+    }
+    const int32_t* bi = p.bias_i.empty() ? nullptr : p.bias_i.data() + col0;
     DispatchRoundingMode(o.rounding, [&](auto mode) {
       auto rows_loop = [&](auto divides_tag, auto bias_tag) {
         RequantizeFloatSmallRows<decltype(mode)::value, decltype(divides_tag)::value, decltype(bias_tag)::value, Real, Out>(
-            acc, rows, C, bias_i, bias_add.data(), s.data(), lo_f.data(), hi_f.data(), z32.data(), out);
+            acc, lda, rows, cols, bi, p.bias_add.data() + col0, p.s.data() + col0, p.lo_f.data() + col0,
+            p.hi_f.data() + col0, p.z32.data() + col0, out, ldo);
       };
       auto with_bias = [&](auto divides_tag) {
         if (o.bias == FloatBias::INT32) rows_loop(divides_tag, std::integral_constant<int, 1>{});
-        else if (float_bias) rows_loop(divides_tag, std::integral_constant<int, 2>{});
+        else if (p.float_bias) rows_loop(divides_tag, std::integral_constant<int, 2>{});
         else rows_loop(divides_tag, std::integral_constant<int, 0>{});
       };
       if (o.scale_divides) with_bias(std::true_type{}); else with_bias(std::false_type{});
@@ -104,20 +171,52 @@ void RequantizeFloat(const int32_t* acc, int64_t rows, int64_t C, const int32_t*
   DispatchRoundingMode(o.rounding, [&](auto mode) {
     constexpr RoundingMode M = decltype(mode)::value;
     for (int64_t r = 0; r < rows; ++r) {
-      const int32_t* a = acc + r * C;
-      Out* y = out + r * C;
-      for (int64_t c = 0; c < C; ++c) {
-        int32_t raw = a[c];
-        if (o.bias == FloatBias::INT32) raw = WrapToInt32(static_cast<int64_t>(raw) + bias_i[c]);
+      const int32_t* a = acc + r * lda;
+      Out* y = out + r * ldo;
+      for (int64_t j = 0; j < cols; ++j) {
+        const int64_t c = col0 + j;
+        int32_t raw = a[j];
+        if (o.bias == FloatBias::INT32) raw = WrapToInt32(static_cast<int64_t>(raw) + p.bias_i[c]);
         Real v = static_cast<Real>(raw);
-        if (float_bias) v = v + bias_add[c];  // bias / bias_scale (or * its reciprocal), one rounding each
-        v = o.scale_divides ? v / s[c] : v * s[c];
-        if (o.clamp_before_rounding) v = std::min(std::max(v, lo_f[c]), hi_f[c]);  // v is finite here
-        y[c] = static_cast<Out>(
-            RoundFloatToInt<M>(static_cast<double>(v), lo_i[c], hi_i[c], o.seed, static_cast<uint64_t>(r * C + c)) + z[c]);
+        if (p.float_bias) v = v + p.bias_add[c];  // bias / bias_scale (or * its reciprocal), one rounding each
+        v = o.scale_divides ? v / p.s[c] : v * p.s[c];
+        if (o.clamp_before_rounding) v = std::min(std::max(v, p.lo_f[c]), p.hi_f[c]);  // v is finite here
+        y[j] = static_cast<Out>(RoundFloatToInt<M>(static_cast<double>(v), p.lo_i[c], p.hi_i[c], o.seed,
+                                                   static_cast<uint64_t>((row0 + r) * p.C + c)) +
+                                p.z[c]);
       }
     }
   });
+}
+
+// v = Real(raw) [+ float bias] then * scale (or / scale), all in Real (float = fp32, double = fp64) with
+// one IEEE rounding per operation (no FMA); int -> float conversion rounds to nearest even. Then either
+// clamp in Real and round, or round and clamp; + zp. Rounding of a float32 value is done exactly in
+// double (same integer). Overflowing conversions saturate (real x86 cvtps2dq would give INT_MIN).
+// float32 + HALF_TO_EVEN runs the explicit AVX-512 / AVX2 kernels when the CPU has them (isa: nullptr =
+// the best this CPU has; the caller checks that a forced one is supported).
+template <typename Real, typename Out>
+void RequantizeFloat(const int32_t* acc, int64_t rows, int64_t C, const int32_t* bias_i, const Real* bias_f,
+                     const Real* bias_scale, int64_t bias_scale_len, const Real* scale, int64_t scale_len,
+                     const int32_t* zp, int64_t zp_len, int64_t qmin, int64_t qmax, const FloatRequantOptions& o,
+                     Out* out, const RequantIsa* isa = nullptr) {
+  if (rows <= 0 || C <= 0) return;
+  const FloatRequantPlan<Real> p = PlanRequantizeFloat<Real>(C, bias_i, bias_f, bias_scale, bias_scale_len, scale,
+                                                             scale_len, zp, zp_len, qmin, qmax, o,
+                                                             isa ? *isa : host_requant_isa());
+  // Narrow rows waste vector lanes: view [rows, C] as [rows / t, C * t] with the constants repeated t times
+  // (the element index of STOCHASTIC, which this path never serves, would be unchanged anyway).
+  constexpr int64_t kWide = 64;
+  if (p.small && C < kWide && rows >= 2 * ((kWide + C - 1) / C)) {
+    const int64_t t = (kWide + C - 1) / C;
+    const int64_t wide_rows = rows / t;
+    const FloatRequantPlan<Real> wide = p.tiled(t);
+    ApplyRequantizeFloat<Real, Out>(wide, acc, wide.C, 0, wide_rows, 0, wide.C, out, wide.C);
+    const int64_t done = wide_rows * t;
+    ApplyRequantizeFloat<Real, Out>(p, acc + done * C, C, done, rows - done, 0, C, out + done * C, C);
+    return;
+  }
+  ApplyRequantizeFloat<Real, Out>(p, acc, C, 0, rows, 0, C, out, C);
 }
 
 // ---------------------------------------------------------------------------------------------

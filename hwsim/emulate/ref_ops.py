@@ -81,7 +81,10 @@ def add_float_scale(a, b, a_scale, a_zero_point, b_scale, b_zero_point, c_scale,
         f32 = np.float32
         lo, hi = _bounds(a.dtype, qmin, qmax)
         ra, rb = f32(f32(a_scale) / f32(c_scale)), f32(f32(b_scale) / f32(c_scale))
-        fixed = f32(f32(c_zero_point) - f32(f32(ra * f32(a_zero_point)) + f32(rb * f32(b_zero_point))))
+        # zpc − fma(rA, zpa, rB·zpb): onnxruntime's compiled kernel fuses the first product (engine-findings.md)
+        pb = f32(rb * f32(b_zero_point))
+        fixed = f32(f32(c_zero_point)
+                    - float32_from_fraction(Fraction(float(ra)) * Fraction(a_zero_point) + Fraction(float(pb))))
         out = []
         for i, (x, y) in enumerate(zip(a.ravel().tolist(), b.ravel().tolist())):
             inner = float32_from_fraction(Fraction(y) * Fraction(float(rb)) + Fraction(float(fixed)))

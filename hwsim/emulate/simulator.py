@@ -782,6 +782,11 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
         c["w_packed"] = _core.pack_conv_weights(c["w_int"], groups=node.attrs.get("groups", 1))
     elif p.op_kind == "Dense":
         c["w_packed"] = _core.pack_weights(np.ascontiguousarray(c["w_int"]))
+    else:
+        c["w_int_contiguous"] = np.ascontiguousarray(c["w_int"])
+    fused = _fused_requant_args(p, y_q)
+    if fused is not None:
+        c["fused_requant"] = fused
 
 
 def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQuant]) -> None:
@@ -957,7 +962,50 @@ def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: boo
 
 
 def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
-    return _requantize(model, p, accumulate(model, p, ints[p.node.inputs[0]], threads=threads))
+    x = ints[p.node.inputs[0]]
+    fused = p.consts.get("fused_requant")
+    if fused is None:
+        return _requantize(model, p, accumulate(model, p, x, threads=threads))
+    return _accumulate_requantized(p, x, fused, threads)
+
+
+def _fused_requant_args(p: LayerPlan, y_q: ActQuant) -> dict[str, Any] | None:
+    """Arguments of the ``_core.*_requantize_float`` kernels when they compute exactly what ``_requantize``
+    would (float32 multiply by a float32 multiplier, int32 bias, round half to even; clamping before or after
+    rounding gives the same integer then), else None."""
+    c = p.consts
+    if p.impl.requant is None or p.impl.requant.scheme != "float_scale" or "bias_f" in c or "multiplier" not in c:
+        return None
+    rp = dict(p.impl.requant.params)
+    if (rp.get("precision", "float32") != "float32" or rp.get("apply", "multiply") != "multiply"
+            or rp.get("rounding", "HALF_TO_EVEN") != "HALF_TO_EVEN"):
+        return None
+    # the two-call path hands the multiplier to a float32 kernel, which rounds a float64 one to nearest
+    return {"scale": np.ascontiguousarray(c["multiplier"], dtype=np.float32), "zero_point": y_q.zero_point,
+            "qmin": c["act_min"], "qmax": c["act_max"], "bias": c["bias"], "out_dtype": y_q.dtype}
+
+
+def _accumulate_requantized(p: LayerPlan, x: np.ndarray, fused: dict[str, Any], threads: int) -> np.ndarray:
+    """``_requantize(accumulate(...))`` in one core call: the int32 tile is requantized where it is computed."""
+    node, c = p.node, p.consts
+    how = accumulation_mode(p, x)
+    x = np.ascontiguousarray(x)
+    if p.op_kind == "DepthwiseConv2D":
+        a = node.attrs
+        mode = _core.DepthwiseMode.FBGEMM_DW_PAIRS if how == "fbgemm_dw_pairs" else _core.DepthwiseMode.EXACT
+        return _core.depthwise_conv2d_requantize_float(
+            x, c["w_int_contiguous"], list(a["strides"]), list(a["dilations"]), list(a["pads"]),
+            depth_multiplier=c["w_int"].shape[0] // x.shape[-1], x_zero_point=c["x_zero_point"], mode=mode,
+            threads=threads, **fused)
+    if p.op_kind == "Conv2D":
+        a = node.attrs
+        return _core.conv2d_requantize_float(x, c["w_packed"], x_zero_point=c["x_zero_point"],
+                                             strides=tuple(a["strides"]), dilations=tuple(a["dilations"]),
+                                             pads=tuple(a["pads"]), mode=how, threads=threads, **fused)
+    lead = x.shape[:-1]  # Dense over the last axis
+    y = _core.gemm_requantize_float(x.reshape(-1, x.shape[-1]), c["w_packed"], a_zero_point=c["x_zero_point"],
+                                    mode=how, threads=threads, **fused)
+    return y.reshape(*lead, -1)
 
 
 def _requantize(model: QuantizedModel, p: LayerPlan, acc: np.ndarray) -> np.ndarray:

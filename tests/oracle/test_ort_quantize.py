@@ -123,14 +123,21 @@ def test_dequantize_linear(dtype, zp, per_axis, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
-@pytest.mark.parametrize("scales", [(0.0231, 0.0117, 0.0302), (0.05, 0.05, 0.1), (0.1, 0.003, 0.02)])
-def test_qlinear_add_com_microsoft(dtype, scales):
+@pytest.mark.parametrize("scales,zero_points", [
+    ((0.0231, 0.0117, 0.0302), (1, -3, 0)),
+    ((0.05, 0.05, 0.1), (1, -3, 0)),
+    ((0.1, 0.003, 0.02), (1, -3, 0)),
+    # a MobileNetV2 residual add, where the fused multiply-add in the constant part changes 3 outputs
+    ((0.04323987290263176, 0.011635249480605125, 0.041695453226566315), (-9, 6, -12)),
+])
+def test_qlinear_add_com_microsoft(dtype, scales, zero_points):
     """QLinearAdd (com.microsoft) over every input pair, against the float-scale add."""
     info = np.iinfo(dtype)
     v = np.arange(info.min, info.max + 1)
     a, b = (m.ravel().astype(dtype) for m in np.meshgrid(v, v, indexing="ij"))
     zp = 0 if dtype == np.int8 else 128
-    (sa, sb, sc), (za, zb, zc) = scales, (zp + 1, zp - 3, zp)
+    sa, sb, sc = scales
+    za, zb, zc = (zp + z for z in zero_points)
     node = helper.make_node("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["c"], domain="com.microsoft")
     inits = [onnx.numpy_helper.from_array(np.array(s, np.float32), n) for s, n in ((sa, "sa"), (sb, "sb"), (sc, "sc"))]
     inits += [onnx.numpy_helper.from_array(np.array(z, dtype), n) for z, n in ((za, "za"), (zb, "zb"), (zc, "zc"))]
