@@ -69,6 +69,23 @@ class ResolvedParams:
                 if s.startswith("default")]
 
 
+def _costed_relatives(target) -> str:
+    """", e.g. A, B": the built-in targets of the same family that carry a cost: section (a hint)."""
+    from hwsim.targets import list_targets, load_target
+
+    names = []
+    for info in list_targets():
+        if info.name == target.name:
+            continue
+        try:
+            other = load_target(info.name)
+        except Exception:  # a broken user target must not hide the original error
+            continue
+        if other.family == target.family and other.cost is not None:
+            names.append(other.name)
+    return f" (same family, with costs: {', '.join(names)})" if names else ""
+
+
 def resolve_params(target) -> ResolvedParams:
     """The cost parameters of ``target`` with the model's defaults filled in.
 
@@ -81,7 +98,8 @@ def resolve_params(target) -> ResolvedParams:
     where = f"target '{target.name}'" + (f" ({target.source})" if getattr(target, "source", "") else "")
     if target.cost is None:
         raise CostParamsError(f"{where} has no cost: section, so it cannot be estimated; add one "
-                              f"(docs/targets.md section 6) or extend a target that has one")
+                              f"(docs/targets.md section 6) or extend a target that has one"
+                              + _costed_relatives(target))
     raw = {k: v for k, v in target.cost.to_dict().items() if v is not None}
     values: dict[str, Any] = dict(raw)
     source = {k: "target" for k in raw}
