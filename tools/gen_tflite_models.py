@@ -14,6 +14,10 @@ written into PROVENANCE.md (tests/oracle/test_tflite_oracle.py repeats it in ``R
 inputs from it).
 
 Input/output type
+    The 16x8 models (kinds ``int16x8`` and ``int16x8_float_io``) use the op set
+    ``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8`` (int16 activations, int8 weights, int64
+    bias), with int16 input and output for the single-op ones and float32 ends for ``mini_net16_float_io``;
+    they are written to the subfolder ``int16x8/`` (tests/oracle/test_tflite_int16x8_oracle.py reads them).
     The single-op models are converted with ``inference_input_type = inference_output_type = tf.int8``:
     the model's input and output tensors are int8 and hold no QUANTIZE/DEQUANTIZE op, so a test feeds
     the engine integer codes directly (for LOGISTIC/TANH all 256 of them). The whole network
@@ -45,6 +49,8 @@ import tensorflow as tf  # noqa: E402
 SEED = 20261125
 CALIB_SAMPLES = 64
 OUT_DIR = Path("tests/data/tflite")
+# kind -> subfolder of OUT_DIR (with its trailing slash); other kinds live in OUT_DIR itself
+SUBDIRS = {"int16x8": "int16x8/", "int16x8_float_io": "int16x8/"}
 
 
 def _w(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> tf.Variable:
@@ -143,7 +149,7 @@ def mean_case():
     return build
 
 
-def mini_net():
+def mini_net(softmax: bool = True):
     def build(rng):
         w1, b1 = _w(rng, (3, 3, 3, 8), 0.3), _w(rng, (8,), 0.1)
         wd, bd = _w(rng, (3, 3, 8, 1), 0.3), _w(rng, (8,), 0.1)
@@ -160,7 +166,8 @@ def mini_net():
             y = _conv(y, w3, b3, 1, "SAME", "relu")
             y = tf.nn.avg_pool2d(y, 2, 2, "VALID")                         # 4 -> 2
             y = tf.reduce_mean(y, axis=[1, 2])                             # MEAN -> [1, 16]
-            return tf.nn.softmax(tf.matmul(y, wf) + bf)
+            logits = tf.matmul(y, wf) + bf
+            return tf.nn.softmax(logits) if softmax else logits
         return fn, (1, 16, 16, 3), (-1.0, 1.0)
     return build
 
@@ -246,6 +253,21 @@ CASES: dict[str, tuple] = {
     "pad_conv_reshape_fc": (pad_reshape_case(), "int8"),
     "mul": (mul_case(), "int8"),
     "conv_dilated_same_relu": (dilated_case(), "int8"),
+    # 16x8 quantization (int16 activations, int8 weights, int64 bias), appended so the seeds above stay
+    "conv16_same_relu": (conv_case(3, 1, "SAME", "relu"), "int16x8"),
+    "conv16_s2_valid_relu6": (conv_case(5, 2, "VALID", "relu6", hw=11), "int16x8"),
+    "dw16_same_relu6": (dw_case(1, "SAME", "relu6"), "int16x8"),
+    "dw16_mult2_s2_valid": (dw_case(2, "VALID", None, mult=2, c=3), "int16x8"),
+    "fc16": (fc_case(None), "int16x8"),
+    "fc16_relu": (fc_case("relu"), "int16x8"),
+    "add16": (add_case(None), "int16x8"),
+    "add16_relu": (add_case("relu"), "int16x8"),
+    "avg_pool16_same": (pool_case("avg", 3, 2, "SAME"), "int16x8"),
+    "max_pool16_same": (pool_case("max", 3, 2, "SAME"), "int16x8"),
+    "mean16_keepdims": (unary_case(lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), shape=(1, 7, 7, 5),
+                                   rng_range=(-2.0, 2.0)), "int16x8"),
+    "pad_conv_reshape_fc16": (pad_reshape_case(), "int16x8"),
+    "mini_net16_float_io": (mini_net(softmax=False), "int16x8_float_io"),
 }
 
 
@@ -269,6 +291,12 @@ def convert(name: str, index: int) -> tuple[bytes, dict]:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if kind == "fp16":
         conv.target_spec.supported_types = [tf.float16]
+    elif kind.startswith("int16x8"):
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        if kind == "int16x8":
+            conv.inference_input_type = tf.int16
+            conv.inference_output_type = tf.int16
     else:
         conv.representative_dataset = representative
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -281,12 +309,19 @@ def convert(name: str, index: int) -> tuple[bytes, dict]:
     return data, facts
 
 
+def model_path(out: Path, name: str) -> Path:
+    """Where a case's file lives: 16x8 models in the subfolder ``int16x8/`` (their own test reads them)."""
+    return out / SUBDIRS.get(CASES[name][1], "") / f"{name}.tflite"
+
+
 def write_all(out: Path, names: list[str]) -> dict[str, tuple[bytes, dict]]:
     out.mkdir(parents=True, exist_ok=True)
     done = {}
     for name in names:
         data, facts = convert(name, list(CASES).index(name))
-        (out / f"{name}.tflite").write_bytes(data)
+        path = model_path(out, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
         done[name] = (data, facts)
         print(f"{name}.tflite  {len(data)} bytes", file=sys.stderr)
     return done
@@ -309,14 +344,17 @@ def provenance(done: dict[str, tuple[bytes, dict]]) -> str:
         f"`default_rng({SEED + 1000} + index)`, {CALIB_SAMPLES} samples drawn uniformly from the range below",
         "(none for the fp16 model); index is the case's position in `CASES`.",
         "Kinds: `int8` = full-integer model with int8 input and output; `int8_float_io` = full-integer model",
-        "with float32 input/output (QUANTIZE/DEQUANTIZE at the ends); `fp16` = float16-quantized weights.",
+        "with float32 input/output (QUANTIZE/DEQUANTIZE at the ends); `fp16` = float16-quantized weights;",
+        "`int16x8` = 16x8 model (op set EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8: int16",
+        "activations, int8 weights, int64 bias) with int16 input and output; `int16x8_float_io` = the same with",
+        "float32 input/output. The 16x8 files live in the subfolder `int16x8/`.",
         "",
         "| file | kind | input shape | representative range | weight seed | bytes | sha256 |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, (data, f) in done.items():
         lo, hi = f["range"]
-        lines.append(f"| {name}.tflite | {f['kind']} | {list(f['input_shape'])} | [{lo}, {hi}] "
+        lines.append(f"| {SUBDIRS.get(f['kind'], '')}{name}.tflite | {f['kind']} | {list(f['input_shape'])} | [{lo}, {hi}] "
                      f"| {f['weight_seed']} | {len(data)} | `{hashlib.sha256(data).hexdigest()}` |")
     lines.append("")
     lines.append(f"Total: {sum(len(d) for d, _ in done.values())} bytes.")
@@ -335,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
             done = write_all(Path(tmp), names)
-        bad = [n for n, (d, _) in done.items() if (args.out / f"{n}.tflite").read_bytes() != d]
+        bad = [n for n, (d, _) in done.items() if model_path(args.out, n).read_bytes() != d]
         print("identical" if not bad else f"differ: {', '.join(bad)}")
         return 1 if bad else 0
     done = write_all(args.out, names)

@@ -27,7 +27,8 @@ from hwsim import _core
 from hwsim.emulate import op_kernels
 from hwsim.emulate.float_ref import KERNELS as FLOAT_KERNELS
 from hwsim.emulate.float_ref import run_float
-from hwsim.emulate.ref_depthwise import fbgemm_routes_depthwise
+from hwsim.emulate.ref_depthwise import depthwise_tap_values, fbgemm_routes_depthwise
+from hwsim.emulate.ref_gemm import im2col_nhwc
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph, Node, QuantSpec
 from hwsim.graph.quant import default_storage_dtype
@@ -223,8 +224,15 @@ class QuantizedModel:
                 p_node.inputs = [*p_node.inputs, b_name]
             g.params[w_name] = c["w_int"]
             b_bits = 32 if c.get("fix_pos_b") is None else self.target.numerics.bias.bits
+            wide_bias = "bias_f" not in c and c["bias"].dtype == np.int64  # TFLite 16x8 int64 bias
             if "bias_f" in c:  # a float bias stays float (the target adds it in float)
                 g.params[b_name] = c["bias_f"]
+            elif wide_bias:
+                # the IR's widest spec is 32 bits: an int64 bias keeps int64 storage and must fit int32
+                if c["bias"].size and (c["bias"].min() < -(2**31) or c["bias"].max() > 2**31 - 1):
+                    raise HwsimError(f"node '{p.node.name}': int64 bias outside the int32 range cannot be "
+                                     "stored in a pre-quantized graph (32-bit specs)")
+                g.params[b_name] = c["bias"].astype(np.int64)
             else:
                 g.params[b_name] = c["bias"].astype(default_storage_dtype(b_bits, True))
             fw, fb = c.get("fix_pos_w"), c.get("fix_pos_b")
@@ -237,7 +245,8 @@ class QuantizedModel:
                                       0 if per_channel else None, None)
                 if "bias_f" not in c:
                     quant[b_name] = _spec(32, True, (x_scale * c["w_scale"]).astype(np.float32),
-                                          np.zeros(c["w_scale"].size, np.int64), 0, None)
+                                          np.zeros(c["w_scale"].size, np.int64), 0, None,
+                                          dtype="int64" if wide_bias else None)
             else:
                 quant[w_name] = _spec(w_bits, True, [2.0**-fw], [0], None, fw)
                 quant[b_name] = _spec(b_bits, True, [2.0**-fb], [0], None, fb)
@@ -247,11 +256,12 @@ class QuantizedModel:
         return Graph(g.name, g.inputs, g.outputs, g.nodes, g.params, quant, g.data, g.metadata)
 
 
-def _spec(bits: int, signed: bool, scale, zero_point, axis: int | None, fix_pos: int | None) -> QuantSpec:
+def _spec(bits: int, signed: bool, scale, zero_point, axis: int | None, fix_pos: int | None,
+          dtype: str | None = None) -> QuantSpec:
     return QuantSpec(bits=bits, signed=signed, scale=np.asarray(scale, np.float32).ravel(),
                      zero_point=np.asarray(zero_point, np.int64).ravel(), axis=axis,
                      scale_kind="float" if fix_pos is None else "pow2",
-                     fix_pos=None if fix_pos is None else np.array([fix_pos], np.int64))
+                     fix_pos=None if fix_pos is None else np.array([fix_pos], np.int64), dtype=dtype)
 
 
 def op_kind_of(graph: Graph, node: Node) -> str:
@@ -658,7 +668,7 @@ def _rounded_bound(value: float, q: ActQuant, rounding: str | None) -> int:
     return int(_core.round_float(np.array([ratio], np.float64), _rounding(rounding or "HALF_AWAY_FROM_ZERO"))[0])
 
 
-def _given_weights(g: Graph, node: Node, p: LayerPlan, x_q: ActQuant, scheme: str) -> None:
+def _given_weights(g: Graph, node: Node, p: LayerPlan, x_q: ActQuant, scheme: str, bias_bits: int = 32) -> None:
     """Weights, bias and (for power-of-two scales) shifts of a pre-quantized layer, taken as they are."""
     c = p.consts
     w_name = node.inputs[1]
@@ -694,7 +704,10 @@ def _given_weights(g: Graph, node: Node, p: LayerPlan, x_q: ActQuant, scheme: st
         p_b = int(np.ravel(b_spec.fix_pos)[0]) if b_spec is not None and b_spec.fix_pos is not None else x_q.fix_pos + p_w
         c["fix_pos_b"] = p_b
         c["shift_bias"] = x_q.fix_pos + p_w - p_b
-    c["bias"] = np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32)
+    if p.impl.requant is not None and bias_bits > 32:  # TFLite 16x8: int64 bias (numerics A.1), as stored
+        c["bias"] = bias.astype(np.int64)
+    else:
+        c["bias"] = np.clip(bias, -(2**31), 2**31 - 1).astype(np.int32)
 
 
 def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQuant]) -> None:
@@ -709,7 +722,7 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
     c = p.consts
     c["act_min"], c["act_max"] = _activation_bounds(p, y_q)
     if w_name in g.quant:  # pre-quantized: the model's own integers and scales
-        _given_weights(g, node, p, x_q, scheme)
+        _given_weights(g, node, p, x_q, scheme, target.numerics.bias.bits)
     else:
         b = g.params[b_name] if b_name is not None else np.zeros(w.shape[0], np.float32)
         if "weight_bits" in c:
@@ -758,7 +771,10 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
             bias_scale = (np.float32(x_q.scale) * c["w_scale"]).astype(np.float32)
             b_role = target.numerics.bias
             q = _core.round_float((b.astype(np.float64) / bias_scale.astype(np.float64)), _rounding(b_role.rounding))
-            c["bias"] = np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
+            if b_role.bits > 32:  # int64 bias of TFLite 16x8 (numerics A.1)
+                c["bias"] = np.clip(q, -(2.0**63), 2.0**63 - 1024).astype(np.int64)
+            else:
+                c["bias"] = np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
         rp = dict(p.impl.requant.params) if p.impl.requant is not None else {}
         if scheme == "float_scale":
             if rp.get("scale_precision", "float32") == "float32":
@@ -766,9 +782,10 @@ def _prepare_weighted(g: Graph, target: Target, p: LayerPlan, act: dict[str, Act
             else:
                 mult = (np.float64(x_q.scale) * c["w_scale"].astype(np.float64) / np.float64(y_q.scale))
             c["multiplier"] = mult
-        elif scheme in ("fixed_point_double", "fixed_point_single"):
+        elif scheme in ("fixed_point_double", "fixed_point_single", "fixed_point_int64"):
             real = (np.float64(np.float32(x_q.scale)) * c["w_scale"].astype(np.float64)
                     / np.float64(np.float32(y_q.scale)))
+            # the int64 overload takes QuantizeMultiplier's ordinary (M, e) and reduces M itself (A.3)
             single = scheme == "fixed_point_single"
             ms = [_core.quantize_multiplier(float(r), single_rounding=single) for r in real]
             c["M"] = np.array([m for m, _ in ms], np.int32)
@@ -799,7 +816,7 @@ def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQua
     y_q = act[p.output]
     if k == "tflite_add":
         a_q, b_q = act[node.inputs[0]], act[node.inputs[1]]
-        c["params"] = _core_tflite_add_params(a_q, b_q, y_q)
+        c["params"] = _core_tflite_add_params(a_q, b_q, y_q, left_shift=int(p.impl.params.get("left_shift", 20)))
     elif k == "mul":
         a_q, b_q = act[node.inputs[0]], act[node.inputs[1]] if node.inputs[1] in act else None
         if b_q is None:
@@ -839,11 +856,12 @@ def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQua
             p.mode, p.reason = "fallback", "standalone activation with its own output scale (float32 instead)"
 
 
-def _core_tflite_add_params(a: ActQuant, b: ActQuant, y: ActQuant) -> dict[str, Any]:
+def _core_tflite_add_params(a: ActQuant, b: ActQuant, y: ActQuant, left_shift: int = 20) -> dict[str, Any]:
     from hwsim import numerics
 
+    # left_shift: 20 for 8-bit ADD, 15 for the general int16 ADD (numerics A.5)
     return numerics.tflite_add_params(np.float32(a.scale), a.zero_point, np.float32(b.scale), b.zero_point,
-                                      np.float32(y.scale), y.zero_point)
+                                      np.float32(y.scale), y.zero_point, left_shift=left_shift)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -941,6 +959,8 @@ def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: boo
     pairs): the difference between the two is what that saturation changed.
     """
     node, c = p.node, p.consts
+    if x.dtype == np.int16:
+        return accumulate_int16(p, x, threads=threads)
     how = "exact" if exact else accumulation_mode(p, x)
     if p.op_kind == "DepthwiseConv2D":
         a = node.attrs
@@ -961,8 +981,89 @@ def accumulate(model: QuantizedModel, p: LayerPlan, x: np.ndarray, *, exact: boo
     return acc.reshape(*lead, -1)
 
 
+# Requantization schemes that take an int64 accumulator (TFLite 16x8: CONV_2D/DEPTHWISE, FULLY_CONNECTED).
+_INT64_ACC_SCHEMES = ("fixed_point_int64", "fixed_point_single")
+
+# Largest reduction length K for which the byte-split partial sums below stay exact in int32:
+# |sum of w * lo| <= K * 128 * 255 < 2^31.
+_INT16_SPLIT_MAX_K = (2**31 - 1) // (128 * 255)
+
+
+def accumulate_int16(p: LayerPlan, x: np.ndarray, *, threads: int = 1) -> np.ndarray:
+    """The exact int64 accumulator of a Conv2D / depthwise / Dense plan on int16 codes (TFLite 16x8).
+
+    TFLite's 16x8 kernels sum int16 x int8 products in int64 with no input offset (zero point 0) and skip
+    padding taps (numerics A.1, A.4). The 8-bit integer core takes only 8-bit activations, so the int16 codes
+    are split exactly into a signed high byte and an unsigned low byte, x = 256·hi + lo, and each half runs
+    through the core's exact int32 kernels with zero point 0 (padding taps hold 0, as the engine skips them):
+    acc = 256·acc(hi) + acc(lo) in int64. Each half stays exact in int32 while the reduction length K is at
+    most ``_INT16_SPLIT_MAX_K`` (65,793); longer reductions take :func:`accumulate_int16_reference`.
+    """
+    node, c = p.node, p.consts
+    if x.dtype != np.int16:
+        raise HwsimError(f"node '{node.name}': the 16-bit accumulation path needs int16 codes, got {x.dtype}")
+    w = c["w_int"]
+    k = int(np.prod(w.shape[1:])) if p.op_kind != "Dense" else int(w.shape[1])
+    if k > _INT16_SPLIT_MAX_K:
+        return accumulate_int16_reference(p, x)
+    x = np.ascontiguousarray(x)
+    lo = (x.view(np.uint16) & 0xFF).astype(np.uint8)
+    hi = (x >> 8).astype(np.int8)
+    parts = []
+    for half in (hi, lo):
+        if p.op_kind == "DepthwiseConv2D":
+            a = node.attrs
+            acc = _core.depthwise_conv2d_s32(half, c["w_int_contiguous"], list(a["strides"]), list(a["dilations"]),
+                                             list(a["pads"]), depth_multiplier=w.shape[0] // x.shape[-1],
+                                             x_zero_point=0, mode=_core.DepthwiseMode.EXACT, threads=threads)
+        elif p.op_kind == "Conv2D":
+            a = node.attrs
+            acc = _core.conv2d_s32(half, c["w_packed"], x_zero_point=0, strides=tuple(a["strides"]),
+                                   dilations=tuple(a["dilations"]), pads=tuple(a["pads"]), mode="exact",
+                                   threads=threads)
+        else:
+            acc = _core.gemm_s32(np.ascontiguousarray(half.reshape(-1, half.shape[-1])), c["w_packed"],
+                                 a_zero_point=0, mode="exact", threads=threads).reshape(*half.shape[:-1], -1)
+        parts.append(acc.astype(np.int64))
+    return parts[0] * 256 + parts[1]
+
+
+def accumulate_int16_reference(p: LayerPlan, x: np.ndarray) -> np.ndarray:
+    """Plain-numpy twin of :func:`accumulate_int16`: im2col (or the depthwise taps) and an int64 sum of
+    products, padding taps 0 (the slow oracle, and the path for reductions longer than the split allows)."""
+    node, w = p.node, p.consts["w_int"].astype(np.int64)
+    if p.op_kind == "Dense":
+        lead = x.shape[:-1]
+        return (x.reshape(-1, x.shape[-1]).astype(np.int64) @ w.T).reshape(*lead, -1)
+    a = node.attrs
+    if p.op_kind == "DepthwiseConv2D":
+        mult = w.shape[0] // x.shape[-1]
+        taps = depthwise_tap_values(x, tuple(w.shape[1:3]), mult, a["strides"], a["dilations"], a["pads"], 0)
+        return (taps * w.reshape(w.shape[0], -1).T[:, None, None, None, :]).sum(axis=0)
+    groups = node.attrs.get("groups", 1)
+    o, kh, kw, cg = w.shape
+    og = o // groups
+    outs = []
+    for g in range(groups):
+        cols = im2col_nhwc(np.ascontiguousarray(x[..., g * cg:(g + 1) * cg]), (kh, kw), strides=a["strides"],
+                           dilations=a["dilations"], pads=a["pads"], pad_value=0).astype(np.int64)
+        outs.append(cols @ w[g * og:(g + 1) * og].reshape(og, -1).T)
+    n, h, wd = x.shape[:3]
+    pads, st, dl = a["pads"], a["strides"], a["dilations"]
+    oh = (h + pads[0] + pads[2] - dl[0] * (kh - 1) - 1) // st[0] + 1
+    ow = (wd + pads[1] + pads[3] - dl[1] * (kw - 1) - 1) // st[1] + 1
+    return np.concatenate(outs, axis=1).reshape(n, oh, ow, o)
+
+
 def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
     x = ints[p.node.inputs[0]]
+    if x.dtype == np.int16:  # 16x8: int64 accumulator, never the fused 8-bit kernels
+        scheme = p.impl.requant.scheme if p.impl.requant is not None else "none"
+        if scheme not in _INT64_ACC_SCHEMES:
+            raise HwsimError(f"node '{p.node.name}': int16 input codes need an int64-accumulator requantization "
+                             f"({', '.join(_INT64_ACC_SCHEMES)}); target '{model.target.name}' gives "
+                             f"{scheme!r} (use a 16x8 target such as arm_tflite_int16x8)")
+        return _requantize(model, p, accumulate_int16(p, x, threads=threads))
     fused = p.consts.get("fused_requant")
     if fused is None:
         return _requantize(model, p, accumulate(model, p, x, threads=threads))
@@ -1042,9 +1143,46 @@ def _requantize(model: QuantizedModel, p: LayerPlan, acc: np.ndarray) -> np.ndar
                                       scale_op="multiply" if rp.get("apply", "multiply") == "multiply" else "divide",
                                       clamp=clamp, rounding=_rounding(rp.get("rounding", "HALF_TO_EVEN")),
                                       out_dtype=y_q.dtype)
+    if scheme == "fixed_point_int64":
+        # TFLite 16x8: int64 accumulator + int64 bias, int64 MBQM overload (16-bit multiplier, one rounding
+        # half up), + zp, clamp (numerics A.3, A.4)
+        return _core.requantize_fixed_point(np.ascontiguousarray(acc, dtype=np.int64), c["M"], c["shift"],
+                                            y_q.zero_point, lo, hi, bias=np.asarray(c["bias"], np.int64),
+                                            rounding="int64_16bit", out_dtype=y_q.dtype)
+    if scheme == "fixed_point_single" and np.int64 in (acc.dtype, c["bias"].dtype):
+        # TFLite 16x8 FULLY_CONNECTED: the int64 accumulator with the full 31-bit multiplier, one rounding
+        # half up (measured against BUILTIN_REF, TF 2.21: tests/oracle/test_tflite_int16x8_oracle.py)
+        return requantize_single_int64(acc, c["M"], c["shift"], y_q.zero_point, lo, hi, bias=c["bias"],
+                                       out_dtype=y_q.dtype)
     rounding = "single" if scheme == "fixed_point_single" else "double"
     return _core.requantize_fixed_point(acc, c["M"], c["shift"], y_q.zero_point, lo, hi, bias=c["bias"],
                                         rounding=rounding, out_dtype=y_q.dtype)
+
+
+def requantize_single_int64(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zero_point: int, qmin: int,
+                            qmax: int, *, bias: np.ndarray | None = None, out_dtype: Any = np.int16) -> np.ndarray:
+    """Single-rounding fixed-point requantization of an int64 accumulator, exactly.
+
+    y = clamp(((acc + bias)·M + 2^(n−1)) >> n + zp), n = 31 − shift, per channel along the last axis: the
+    ``fixed_point_single`` formula (numerics A.3) on int64 accumulators, which ``_core.requantize_fixed_point``
+    takes only as int32. The product is exact: int64 while |acc + bias| < 2^32 (then |acc·M| < 2^63), Python
+    integers beyond (the engine's int64 product would overflow there; such accumulators are not measured).
+    """
+    v = np.asarray(acc, dtype=np.int64)
+    if bias is not None:
+        v = v + np.asarray(bias, dtype=np.int64)
+    m = np.broadcast_to(np.asarray(multiplier, dtype=np.int64), v.shape[-1:])
+    n = 31 - np.broadcast_to(np.asarray(shift, dtype=np.int64), v.shape[-1:])
+    if np.any(n < 1) or np.any(n > 62):
+        raise HwsimError(f"fixed_point_single: shift {np.asarray(shift).tolist()} outside [-31, 30]")
+    small = np.abs(v) < (1 << 32)
+    y = np.where(small, (np.where(small, v, 0) * m + (np.int64(1) << (n - 1))) >> n, 0)
+    if not np.all(small):
+        big = np.argwhere(~small)
+        for idx in map(tuple, big):
+            ch = idx[-1]
+            y[idx] = (int(v[idx]) * int(m[ch]) + (1 << (int(n[ch]) - 1))) >> int(n[ch])
+    return np.clip(y + zero_point, qmin, qmax).astype(out_dtype)
 
 
 def _pool_padding(pads: list[int]) -> tuple[int, int, int, int]:
@@ -1101,6 +1239,10 @@ def _run_add(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], t
         return _core.eltwise_add_dpu(a, b, model.act[a_name].fix_pos, model.act[b_name].fix_pos, y_q.fix_pos,
                                      qmin=y_q.qmin, qmax=y_q.qmax)
     prm = p.consts["params"]
+    if a.dtype == np.int16 and prm["left_shift"] > 15:
+        # (2·32767) << left_shift must fit int32: TFLite's int16 ADD uses 15 (numerics A.5)
+        raise HwsimError(f"node '{node.name}': int16 ADD needs left_shift <= 15, target '{model.target.name}' "
+                         f"gives {prm['left_shift']}")
     return _core.add_int8_tflite(a, b, **prm, act_min=y_q.qmin, act_max=y_q.qmax)
 
 

@@ -1,4 +1,4 @@
-"""Import a ``.tflite`` model (full-integer int8 or float/float16) into an hwsim :class:`~hwsim.graph.Graph`.
+"""Import a ``.tflite`` model (full-integer int8, 16x8, or float/float16) into an hwsim :class:`~hwsim.graph.Graph`.
 
 Reader
     The flatbuffer is read with the schema bindings that ship inside ``ai-edge-litert``
@@ -35,6 +35,11 @@ Mapping (no arithmetic happens here: integers and scales are copied as the file 
     * Every quantized tensor gets a :class:`~hwsim.graph.QuantSpec` under its TFLite name: activations
       per-tensor, weights symmetric per-channel along axis 0 (``narrow`` when no value is −128, as the
       TFLite spec requires), int32 biases with the scales as stored (bits 32, axis 0).
+    * 16x8 models (int16 activations, zero point 0; int8 weights; int64 biases) import the same way: int16
+      tensors get 16-bit specs; an int64 bias keeps its int64 array under a 32-bit spec (the IR's widest)
+      with storage dtype int64, and a value outside int32 is a ModelFormatError. An int16 ADD whose
+      ``pot_scale_int16`` option is set with power-of-two scales everywhere (TFLite's shift-only kernel) is
+      reported unsupported; the converter writes ``pot_scale_int16 = false``.
     * One to one: ADD → Add, MUL → Mul, CONCATENATION → Concat, AVERAGE_POOL_2D → AvgPool (padding
       excluded from the count, as TFLite does), MAX_POOL_2D → MaxPool, LOGISTIC → Sigmoid, TANH → Tanh,
       SOFTMAX (beta 1) → Softmax, HARD_SWISH → HardSwish, LEAKY_RELU → LeakyReLU,
@@ -86,7 +91,7 @@ _OPTIONS = {"CONV_2D": ("Conv2DOptionsT", True), "DEPTHWISE_CONV_2D": ("Depthwis
             "LEAKY_RELU": ("LeakyReluOptionsT", True), "SOFTMAX": ("SoftmaxOptionsT", False),
             "MEAN": ("ReducerOptionsT", False)}
 _FUSED_NAMES = {2: "RELU_N1_TO_1", 4: "TANH", 5: "SIGN_BIT"}
-_TYPES_READ = ("FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32")
+_TYPES_READ = ("FLOAT32", "FLOAT16", "INT8", "UINT8", "INT16", "INT32", "INT64")
 
 
 def _schema():
@@ -205,7 +210,7 @@ class _Importer:
         q = t.quantization
         if q is None or q.scale is None or len(q.scale) == 0:
             return None
-        if ten.type not in ("INT8", "UINT8", "INT16", "INT32"):
+        if ten.type not in ("INT8", "UINT8", "INT16", "INT32", "INT64"):
             return None  # e.g. a float tensor with stale calibration stats: nothing to encode
         scale = np.asarray(q.scale, dtype=np.float32).ravel()
         has_zp = q.zeroPoint is not None and len(q.zeroPoint)
@@ -217,7 +222,13 @@ class _Importer:
             raise ModelFormatError(f"{where}: {scale.size} scales but {zp.size} zero points")
         if not np.all(np.isfinite(scale)) or not np.all(scale > 0):
             raise ModelFormatError(f"{where}: quantization scale must be finite and > 0, got {scale[:4]}")
-        bits = {"INT8": 8, "UINT8": 8, "INT16": 16, "INT32": 32}[ten.type]
+        # INT64 holds the biases of 16x8 models; the IR's widest spec is 32 bits, so an int64 bias keeps its
+        # int64 storage under a 32-bit spec and must fit int32 (checked here, never truncated).
+        bits = {"INT8": 8, "UINT8": 8, "INT16": 16, "INT32": 32, "INT64": 32}[ten.type]
+        if ten.type == "INT64" and ten.data is not None and ten.data.size and (
+                ten.data.min() < -(2**31) or ten.data.max() > 2**31 - 1):
+            raise ModelFormatError(f"{where}: int64 values outside the int32 range (the IR holds biases of at "
+                                   "most 32 bits)")
         signed = ten.type != "UINT8"
         axis = None
         if scale.size > 1:
@@ -325,10 +336,12 @@ class _Importer:
             if w.data is None and ins[1] not in self.dequantized_consts:
                 raise _Unsupported("weights are not a constant tensor")
             bias = ins[2] if len(ins) > 2 else -1
-            if bias >= 0 and self.tensors[bias].type not in ("INT32", "FLOAT32", "FLOAT16"):
-                raise _Unsupported(f"bias type {self.tensors[bias].type} (int32 or float expected)")
+            if bias >= 0 and self.tensors[bias].type not in ("INT32", "INT64", "FLOAT32", "FLOAT16"):
+                raise _Unsupported(f"bias type {self.tensors[bias].type} (int32, int64 or float expected)")
+            if bias >= 0 and self.tensors[bias].type == "INT64" and self.tensors[ins[0]].type != "INT16":
+                raise _Unsupported("an int64 bias belongs to 16x8 models (int16 input expected)")
             for t, role in ((ins[1], "weights"), (bias, "bias")):
-                if t >= 0 and self.tensors[t].type in ("INT8", "INT32") and self.tensors[t].quant is None:
+                if t >= 0 and self.tensors[t].type in ("INT8", "INT32", "INT64") and self.tensors[t].quant is None:
                     raise _Unsupported(f"integer {role} '{self.tensors[t].name}' without quantization "
                                        "parameters")
             if self._is_quantized(ins[0]) and w.type not in ("INT8",):
@@ -336,6 +349,13 @@ class _Importer:
                                    "supported)")
             if name == "FULLY_CONNECTED" and opt is not None and opt.weightsFormat != 0:
                 raise _Unsupported("shuffled weights format")
+        elif name == "ADD" and self.tensors[ins[0]].type == "INT16":
+            # int16 ADD: with pot_scale_int16 set and power-of-two scales everywhere the kernel takes a
+            # shift-only path; the general path (left_shift 15, three multipliers) is what the IR's Add means
+            # (numerics A.5). The TF 2.21 converter writes pot_scale_int16 = false.
+            pot = opt is None or bool(opt.potScaleInt16)
+            if pot and all(_is_pow2_scale(self.tensors[t].quant) for t in (ins[0], ins[1], outs[0])):
+                raise _Unsupported("int16 ADD with pot_scale_int16 and power-of-two scales (shift-only kernel)")
         elif name == "SOFTMAX":
             if opt is not None and abs(opt.beta - 1.0) > 0:
                 raise _Unsupported(f"beta {opt.beta} (the IR's Softmax has beta 1)")
@@ -398,7 +418,7 @@ class _Importer:
                                        f"{list(self.tensors[outs[0]].shape)}, expected rank {rank[0]}")
 
     def _is_quantized(self, t: int) -> bool:
-        return self.tensors[t].quant is not None and self.tensors[t].type != "INT32"
+        return self.tensors[t].quant is not None and self.tensors[t].type not in ("INT32", "INT64")
 
     # Pass 2: build
 
@@ -553,6 +573,13 @@ class _Importer:
     def _copy_spec(self, t: int, ir_name: str) -> None:
         if self.tensors[t].quant is not None:
             self.b.quant(ir_name, self.tensors[t].quant.copy())
+
+
+def _is_pow2_scale(spec: QuantSpec | None) -> bool:
+    if spec is None or np.size(spec.scale) != 1:
+        return False
+    mant, _ = np.frexp(np.float64(np.ravel(spec.scale)[0]))
+    return bool(mant == 0.5)
 
 
 def _ins(op: Any) -> list[int]:

@@ -683,8 +683,11 @@ def _rule_params(scheme: QuantScheme, lo: np.ndarray, hi: np.ndarray) -> tuple[n
                                          blocked=scheme.granularity == "per_group")
     if rule == "tflite":
         if scheme.symmetric:
-            if not (scheme.signed and scheme.narrow):
-                raise HwsimError("narrow: TFLite symmetric weights are signed and narrow ([-127, 127])")
+            if not scheme.signed:
+                raise HwsimError("signed: TFLite symmetric tensors are signed (weights [-127, 127], 16x8 "
+                                 "activations [-32768, 32767])")
+            # Both use max|x| / (2^(b-1) - 1): narrow weights, and the full-range int16 activations of 16x8
+            # models (scale = float32(max|x|) / 32767, measured on the TF 2.21 converter).
             return symmetric_params_tflite(lo, hi, scheme.bits)
         return affine_params_tflite(lo, hi, qmin, qmax)
     # generic

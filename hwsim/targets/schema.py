@@ -173,6 +173,11 @@ REQUANT_SCHEMES: Mapping[str, Mapping[str, Key]] = MappingProxyType({
     "fixed_point_single": MappingProxyType({
         "scale_precision": _enum(PRECISIONS, "float64"),
     }),
+    # The int64 overload of MultiplyByQuantizedMultiplier that TFLite's 16x8 kernels call (numerics.md A.3):
+    # the int32 mantissa is reduced to 16 bits and the product rounds once, half up.
+    "fixed_point_int64": MappingProxyType({
+        "scale_precision": _enum(PRECISIONS, "float64"),
+    }),
     "fixed_point_float_scale": MappingProxyType({
         "scale_precision": _enum(PRECISIONS, "float64"),
         "rounding": _enum(ROUNDING_MODES, "HALF_AWAY_FROM_ZERO"),
@@ -742,8 +747,11 @@ def _role(chk: _Checker, path: str, raw: Any, role: str) -> TensorRole:
         return TensorRole(role=role, format="float", bits=vals["bits"], rounding=vals["rounding"],
                           signed=True, zero_point=None)
     vals = chk.section(path, data, ROLE_KEYS)
-    if vals["bits"] > 32:
-        raise chk.fail(_join(path, "bits"), f"{vals['bits']} is above the maximum 32 for integer tensors")
+    # int64 biases exist (TFLite 16x8, numerics.md A.1); activations and weights stop at 32 bits.
+    max_bits = 64 if role == "bias" else 32
+    if vals["bits"] > max_bits:
+        raise chk.fail(_join(path, "bits"), f"{vals['bits']} is above the maximum {max_bits} for integer "
+                                            f"{'biases' if role == 'bias' else 'tensors'}")
     if (vals["granularity"] == "per_group") != (vals["group_size"] is not None):
         raise chk.fail(_join(path, "group_size"), "group_size is required with granularity per_group "
                                                   "and allowed only there")

@@ -29,7 +29,7 @@ EXPECTED_BUILTINS = {
     "intel_int8", "intel_int8_avx2", "intel_int8_avx2_reduce_range", "intel_int8_fbgemm", "arm_tflite",
     "arm_tflite_xnnpack", "arm_tflite_fp16", "fpga_dpu", "fpga_dpu_w4a8", "fpga_dpu_w4a4", "fpga_dpu_w2a8",
     "fpga_dpu_b1152", "fpga_dpu_zcu102", "fpga_dpu_zcu104", "intel_int8_i7_1185g7", "intel_int8_xeon_8380",
-    "intel_int8_avx2_i3_8100", "arm_tflite_pixel3", "arm_tflite_pixel4",
+    "intel_int8_avx2_i3_8100", "arm_tflite_pixel3", "arm_tflite_pixel4", "arm_tflite_int16x8",
 }
 
 

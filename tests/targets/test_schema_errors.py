@@ -77,7 +77,7 @@ CASES = [
      "ops.Conv2D: kernel 'conv2d' needs a 'requant' map; schemes: none, float_scale, fixed_point_double"),
     ("unknown scheme", "scheme: fixed_point_double", "scheme: fixed_point",
      "ops.Conv2D.requant.scheme: 'fixed_point' is not one of none, float_scale, fixed_point_double, "
-     "fixed_point_single, fixed_point_float_scale, pow2_shift"),
+     "fixed_point_single, fixed_point_int64, fixed_point_float_scale, pow2_shift"),
     ("parameter of another scheme", "scheme: fixed_point_double}",
      "scheme: fixed_point_double, rounding: HALF_UP}",
      "ops.Conv2D.requant.rounding: unknown key 'rounding'; allowed keys: scheme, scale_precision"),
