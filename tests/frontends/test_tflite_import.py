@@ -338,3 +338,23 @@ def test_missing_extra_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ai_edge_litert.schema_py_generated", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'hwsim\[tflite\]'"):
         import_tflite(DATA / "fc.tflite")
+
+
+MODELS_16X8 = sorted(p.stem for p in (DATA / "int16x8").glob("*.tflite"))
+
+
+@pytest.mark.parametrize("name", MODELS_16X8)
+def test_16x8_model_imports_with_int16_activations_and_survives_save_load(name, tmp_path):
+    """16x8 files (tests/oracle/test_tflite_int16x8_oracle.py checks their integers): int16 symmetric activation
+    specs, int64 biases stored as int64 under a 32-bit spec, and an unchanged round trip through model.npz."""
+    g = import_tflite(DATA / "int16x8" / f"{name}.tflite")
+    acts = [s for t, s in g.quant.items() if t not in g.params]
+    assert acts and all(s.bits == 16 and s.signed and not np.any(s.zero_point) for s in acts)
+    biases = [g.params[n.inputs[2]] for n in g.nodes if n.op in ("Conv2D", "Dense") and len(n.inputs) > 2]
+    assert all(b.dtype == np.int64 for b in biases)
+    save_model(g, tmp_path / "m.npz")
+    h = load_model(tmp_path / "m.npz")
+    assert all(h.quant[k] == g.quant[k] for k in g.quant)
+    for k, v in g.params.items():
+        assert h.params[k].dtype == v.dtype
+        np.testing.assert_array_equal(h.params[k], v)
