@@ -255,13 +255,12 @@ py::array DepthwiseConv2DRequantizeFloat(const py::array& x, const py::array& w,
                                          const py::object& isa_obj, int64_t threads_arg, const py::object& out_dtype) {
     const DepthwiseCall d = CheckDepthwise(x, w, strides, dilations, pads, depth_multiplier, x_zero_point, w_zp_obj,
                                            mode_obj, isa_obj, threads_arg);
-    const int64_t oc = d.s.out_channels(), rows = static_cast<int64_t>(d.s.n) * d.s.out_h() * d.s.out_w();
+    const int64_t oc = d.s.out_channels();
     const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, oc);
     const DepthwiseIsa path = ResolveDepthwiseIsa(d.isa);
     const RequantIsa risa = RequantIsaFor(path == DepthwiseIsa::kScalar, path == DepthwiseIsa::kAvx2);
     return RunFusedRequant(r, {d.s.n, d.s.out_h(), d.s.out_w(), oc}, oc, risa, [&](const TileEpilogue& hook) {
-        std::unique_ptr<int32_t[]> acc(new int32_t[static_cast<size_t>(rows * oc)]);
-        RunDepthwise(d, x, w, acc.get(), &hook);
+        RunDepthwise(d, x, w, nullptr, &hook);  // int32 rows in per-thread scratch only
     });
 }
 

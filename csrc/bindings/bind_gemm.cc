@@ -133,15 +133,16 @@ AccOverflow parse_overflow(const py::object& obj) {
     throw py::type_error("overflow must be an AccOverflow or one of 'wrap', 'saturate'");
 }
 
+// host: the CPU features recorded in the packed weights (nullptr: ask CPUID now).
 GemmOptions parse_options(const py::object& mode, int64_t acc_bits, const py::object& overflow, const std::string& isa,
-                          int64_t threads, bool count_overflow) {
+                          int64_t threads, bool count_overflow, const CpuFeatures* host = nullptr) {
     GemmOptions opt;
     opt.mode = parse_mode(mode);
     if (acc_bits < 8 || acc_bits > 32)
         throw py::value_error("acc_bits must be in [8, 32], got " + std::to_string(acc_bits));
     opt.acc_bits = static_cast<int>(acc_bits);
     opt.overflow = parse_overflow(overflow);
-    const CpuFeatures f = detect_cpu_features();
+    const CpuFeatures f = host != nullptr ? *host : detect_cpu_features();
     if (isa == "auto") {
         opt.isa = best_gemm_isa(f);
     } else {
@@ -318,7 +319,7 @@ b_zero_point: None (0), an int, or N ints, each in [-128, 127].)doc");
               if (a.shape(1) != packed->k)
                   throw py::value_error("K mismatch: a has shape (" + std::to_string(a.shape(0)) + ", " +
                                         std::to_string(a.shape(1)) + ") but b has K = " + std::to_string(packed->k));
-              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, count_overflow);
+              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, count_overflow, &packed->host);
               const int64_t mm = a.shape(0), nn = packed->n;
               py::array_t<int32_t> out({mm, nn});
               GemmActivations<DenseRows> act{DenseRows{static_cast<const uint8_t*>(a.data()), a.shape(1)}, mm,
@@ -395,7 +396,7 @@ Returns the int32 array, or (array, overflow_count) when count_overflow=True.)do
               }
               const Conv2dGeometry geo = conv_geometry(x, *packed, strides, dilations, pads);
               const int64_t oh = geo.out_h(), ow = geo.out_w();
-              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, count_overflow);
+              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, count_overflow, &packed->host);
               py::array_t<int32_t> out({geo.batch, oh, ow, geo.out_c});
               const uint8_t* xd = static_cast<const uint8_t*>(x.data());
               int32_t* yd = out.mutable_data();
@@ -454,15 +455,15 @@ vector instructions of `isa` ("scalar" = portable code); all ISAs give identical
                   packed = pack_conv(w_obj, g, w_zp_obj);
               }
               const Conv2dGeometry geo = conv_geometry(x, *packed, strides, dilations, pads);
-              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false);
+              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false, &packed->host);
               const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, geo.out_c);
               const RequantIsa risa = RequantIsaFor(opt.isa == GemmIsa::Scalar, opt.isa == GemmIsa::Avx2);
-              const int64_t rows = geo.gemm_m(), cols = geo.out_c;
+              const int64_t cols = geo.out_c;
               const uint8_t* xd = static_cast<const uint8_t*>(x.data());
               return RunFusedRequant(r, {geo.batch, geo.out_h(), geo.out_w(), geo.out_c}, cols, risa,
                                      [&](const TileEpilogue& hook) {
-                                         std::unique_ptr<int32_t[]> acc(new int32_t[static_cast<size_t>(rows * cols)]);
-                                         conv2d_s32(xd, x_signed, x_zp, *packed, geo, acc.get(), opt, &hook);
+                                         // nullptr: int32 tiles live in per-thread scratch only
+                                         conv2d_s32(xd, x_signed, x_zp, *packed, geo, nullptr, opt, &hook);
                                      });
           },
           py::arg("x"), py::arg("w"), py::kw_only(), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"),
@@ -495,15 +496,14 @@ vector instructions of `isa` ("scalar" = portable code); all ISAs give identical
               if (a.shape(1) != packed->k)
                   throw py::value_error("K mismatch: a has shape (" + std::to_string(a.shape(0)) + ", " +
                                         std::to_string(a.shape(1)) + ") but b has K = " + std::to_string(packed->k));
-              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false);
+              const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false, &packed->host);
               const int64_t mm = a.shape(0), nn = packed->n;
               const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, nn);
               const RequantIsa risa = RequantIsaFor(opt.isa == GemmIsa::Scalar, opt.isa == GemmIsa::Avx2);
               GemmActivations<DenseRows> act{DenseRows{static_cast<const uint8_t*>(a.data()), a.shape(1)}, mm,
                                              a.shape(1), a_signed, a_zp};
               return RunFusedRequant(r, {mm, nn}, nn, risa, [&](const TileEpilogue& hook) {
-                  std::unique_ptr<int32_t[]> acc(new int32_t[static_cast<size_t>(mm * nn)]);
-                  gemm_s32(act, *packed, acc.get(), nn, opt, &hook);
+                  gemm_s32(act, *packed, nullptr, nn, opt, &hook);  // int32 tiles in per-thread scratch only
               });
           },
           py::arg("a"), py::arg("b"), py::kw_only(), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"),

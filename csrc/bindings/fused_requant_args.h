@@ -17,7 +17,8 @@
 
 namespace hwsim::bindings {
 
-struct FusedRequantArgs {
+// Hidden visibility, like the pybind11 types it holds (silences -Wattributes).
+struct __attribute__((visibility("hidden"))) FusedRequantArgs {
     std::vector<float> scale;
     std::vector<int32_t> zero_point;
     std::vector<int32_t> bias;  // empty: no bias

@@ -27,6 +27,7 @@ namespace hwsim {
 struct PackedConvWeights {
     int64_t out_c = 0, kernel_h = 0, kernel_w = 0, group_in_c = 0, groups = 1;
     std::vector<std::shared_ptr<PackedWeights>> per_group;
+    CpuFeatures host;  // detected at packing time (see PackedWeights::host)
 };
 
 // w: OHWI int8, contiguous; zp: out_c zero points or nullptr.
@@ -39,14 +40,16 @@ inline std::shared_ptr<PackedConvWeights> pack_conv_weights(const int8_t* w, int
     pc->kernel_w = kernel_w;
     pc->group_in_c = group_in_c;
     pc->groups = groups;
+    pc->host = detect_cpu_features();
     const int64_t og = out_c / groups, k = kernel_h * kernel_w * group_in_c;
     for (int64_t g = 0; g < groups; ++g)
-        pc->per_group.push_back(pack_weights(w + g * og * k, og, k, k, zp ? zp + g * og : nullptr));
+        pc->per_group.push_back(pack_weights(w + g * og * k, og, k, k, zp ? zp + g * og : nullptr, &pc->host));
     return pc;
 }
 
 // geo must be valid (checked by the caller: positive sizes, divisibility, out_h/out_w >= 1) and match w.
-// y: [N*OH*OW, O] int32. Returns the summed overflow count (see gemm.h). epi (optional) runs on every
+// y: [N*OH*OW, O] int32, or nullptr when epi is given (the result then only reaches epi, see gemm_s32).
+// Returns the summed overflow count (see gemm.h). epi (optional) runs on every
 // finished block of y, in y's coordinates (rows of N*OH*OW, columns of O: group g's GEMM column j is
 // column g * O/groups + j).
 inline int64_t conv2d_s32(const uint8_t* x, bool x_signed, int32_t x_zero_point, const PackedConvWeights& w,
@@ -60,7 +63,7 @@ inline int64_t conv2d_s32(const uint8_t* x, bool x_signed, int32_t x_zero_point,
     if (fan_out_groups) inner.threads = 1;
     std::vector<int64_t> counts(static_cast<size_t>(groups), 0);
     auto run_group = [&](int64_t g) {
-        int32_t* yg = y + g * og;
+        int32_t* yg = y != nullptr ? y + g * og : nullptr;  // nullptr: result only reaches epi (gemm_s32)
         TileEpilogue group_epi;
         if (epi != nullptr) group_epi = epi->shifted(g * og);
         const TileEpilogue* ge = epi != nullptr ? &group_epi : nullptr;

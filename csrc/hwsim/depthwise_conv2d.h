@@ -24,7 +24,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "hwsim/cpu_features.h"
 #include "hwsim/parallel.h"
@@ -59,14 +64,20 @@ struct DepthwiseConv2DShape {
     }
 };
 
-// Whether `isa` can run on this CPU (CPUID via cpu_features.h; AVX-512 needs F + BW).
+// Whether `isa` can run on this CPU (AVX-512 needs F + BW). Asks libgcc's feature bits, which it reads
+// from CPUID once per process, not CPUID itself: CPUID traps under virtualisation (~13 us per
+// detect_cpu_features() in a sandbox), which showed up in every small depthwise call.
 inline bool DepthwiseIsaSupported(DepthwiseIsa isa) {
-    const CpuFeatures f = detect_cpu_features();
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+    __builtin_cpu_init();
     switch (isa) {
-        case DepthwiseIsa::kAvx2: return f.avx2;
-        case DepthwiseIsa::kAvx512: return f.avx512f && f.avx512bw;
+        case DepthwiseIsa::kAvx2: return __builtin_cpu_supports("avx2");
+        case DepthwiseIsa::kAvx512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
         default: return true;
     }
+#else
+    return isa == DepthwiseIsa::kAuto || isa == DepthwiseIsa::kScalar;
+#endif
 }
 
 // Resolves kAuto to the widest available path; throws std::invalid_argument if a forced path is missing.
@@ -216,6 +227,90 @@ __attribute__((target("avx512f,avx512bw"))) void DepthwiseRowsAvx512(const XT* x
 }
 #endif
 
+// ---- Explicit AVX-512 kernel for the common case: 3x3, multiplier 1, dilation 1, any stride / padding.
+// The same arithmetic as DepthwiseRows (bit-identical by construction of the integer operations):
+//   kExact        acc = sum over in-bounds taps of (x - zp) * w_t   (VPMOVZXBD/VPMOVSXBD, VPSUBD, VPMULLD,
+//                 VPADDD; out-of-bounds taps add (zp - zp) * w = 0 and are skipped)
+//   kFbgemmPairs  acc = sum over pairs (t, t+1) of clamp16(x_t * w_t + x_{t+1} * w_{t+1}) + x_8 * w_8
+//                 - zp * sum w (out-of-bounds taps read the raw zp), VPMINSD/VPMAXSD as the int16 clamp.
+// |products| <= 255 * 255 and at most 9 taps: every int32 sum is exact, so VPMULLD/VPADDD equal the
+// scalar int32 arithmetic. Channels go in blocks of 16 lanes (a masked block for the C % 16 tail); the
+// 9 weight vectors of a block stay in registers for a whole output row.
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#define HWSIM_HAVE_DW3X3_AVX512 1
+
+inline bool Depthwise3x3FastApplies(const DepthwiseConv2DShape& s) {
+    return s.kh == 3 && s.kw == 3 && s.multiplier == 1 && s.dilation_h == 1 && s.dilation_w == 1;
+}
+
+template <typename XT>
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m512i Load16(const XT* p, __mmask16 m) {
+    const __m128i b = _mm_maskz_loadu_epi8(m, p);
+    // All-lanes zero-masked forms: the same instructions, without GCC 12's "_mm512_undefined" warnings.
+    if constexpr (std::is_signed<XT>::value) return _mm512_maskz_cvtepi8_epi32(0xFFFF, b);
+    else return _mm512_maskz_cvtepu8_epi32(0xFFFF, b);
+}
+
+// Output row `row` (= n * OH + oh) of channels [0, OC) into out_row ([OW, OC] int32).
+template <typename XT, bool kPairs>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
+        const XT* x, const PackedDepthwiseWeights& pw, int32_t* out_row, const DepthwiseConv2DShape& s, int32_t zp,
+        int64_t row) {
+    const int c_n = s.c, oh_n = s.out_h(), ow_n = s.out_w();
+    const int64_t n = row / oh_n;
+    const int oh = static_cast<int>(row % oh_n);
+    const XT* x_img = x + n * static_cast<int64_t>(s.h) * s.w * c_n;
+    const int ih0 = oh * s.stride_h - s.pad_top;
+    bool row_ok[3];
+    for (int i = 0; i < 3; ++i) row_ok[i] = ih0 + i >= 0 && ih0 + i < s.h;
+    const __m512i zpv = _mm512_set1_epi32(zp);
+    const __m512i lo16 = _mm512_set1_epi32(-32768), hi16 = _mm512_set1_epi32(32767);
+    for (int c0 = 0; c0 < c_n; c0 += 16) {
+        const int left = c_n - c0;
+        const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+        __m512i wv[9];
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; ++t) wv[t] = _mm512_maskz_loadu_epi32(m, pw.taps.data() + static_cast<int64_t>(t) * c_n + c0);
+        const __m512i zp_wsum = _mm512_mullo_epi32(zpv, _mm512_maskz_loadu_epi32(m, pw.sum.data() + c0));
+        for (int ow = 0; ow < ow_n; ++ow) {
+            const int iw0 = ow * s.stride_w - s.pad_left;
+            bool col_ok[3];
+            for (int j = 0; j < 3; ++j) col_ok[j] = iw0 + j >= 0 && iw0 + j < s.w;
+            const int64_t base = (static_cast<int64_t>(ih0) * s.w + iw0) * c_n + c0;  // may be < 0; used only in bounds
+            __m512i acc = _mm512_setzero_si512();
+            if constexpr (!kPairs) {
+#pragma GCC unroll 3
+                for (int i = 0; i < 3; ++i) {
+                    if (!row_ok[i]) continue;
+#pragma GCC unroll 3
+                    for (int j = 0; j < 3; ++j) {
+                        if (!col_ok[j]) continue;
+                        const __m512i xv = _mm512_sub_epi32(Load16(x_img + (base + (static_cast<int64_t>(i) * s.w + j) * c_n), m), zpv);
+                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, wv[i * 3 + j]));
+                    }
+                }
+            } else {
+                __m512i xt[9];
+#pragma GCC unroll 9
+                for (int t = 0; t < 9; ++t) {
+                    const int i = t / 3, j = t % 3;
+                    xt[t] = row_ok[i] && col_ok[j] ? Load16(x_img + (base + (static_cast<int64_t>(i) * s.w + j) * c_n), m) : zpv;
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < 8; t += 2) {
+                    __m512i pair = _mm512_add_epi32(_mm512_mullo_epi32(xt[t], wv[t]), _mm512_mullo_epi32(xt[t + 1], wv[t + 1]));
+                    pair = _mm512_maskz_min_epi32(0xFFFF, hi16, _mm512_maskz_max_epi32(0xFFFF, lo16, pair));
+                    acc = _mm512_add_epi32(acc, pair);
+                }
+                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xt[8], wv[8]));
+                acc = _mm512_sub_epi32(acc, zp_wsum);
+            }
+            _mm512_mask_storeu_epi32(out_row + static_cast<int64_t>(ow) * c_n + c0, m, acc);
+        }
+    }
+}
+#endif
+
 }  // namespace depthwise_detail
 
 // Depthwise convolution into int32 (see the top of this file for both modes). x: [N,H,W,C] (uint8_t or
@@ -224,7 +319,10 @@ __attribute__((target("avx512f,avx512bw"))) void DepthwiseRowsAvx512(const XT* x
 // product within 255 * 255, so the tap bound keeps the int32 sum exact. kFbgemmPairs models symmetric
 // weights (fbgemm's kernel): the caller passes nullptr. Shapes are validated by the caller.
 // epi (optional) runs on each finished chunk of output rows ([rows of N*OH*OW, C*mult] coordinates) on the
-// thread that computed it.
+// thread that computed it. out may be nullptr when epi is given: the int32 result then only reaches epi
+// (computed one output row at a time into per-thread scratch memory).
+// Paths: 3x3, multiplier 1, dilation 1 on AVX-512 runs DepthwiseRow3x3Avx512; everything else the
+// portable body compiled for the chosen ISA. All give identical integers.
 template <typename XT>
 void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const DepthwiseConv2DShape& s,
                         int32_t x_zero_point, DepthwiseMode mode, DepthwiseIsa isa, int threads,
@@ -232,6 +330,33 @@ void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const D
     const auto pw = depthwise_detail::PackWeights(w_ohwi, w_zero_point, s);
     const int64_t rows = static_cast<int64_t>(s.n) * s.out_h();
     const DepthwiseIsa path = ResolveDepthwiseIsa(isa);
+    const int64_t oc_n = s.out_channels(), ow_n = s.out_w();
+    // Starting a thread costs tens of microseconds: small layers run on fewer workers (speed only).
+    constexpr int64_t kMinMacsPerWorker = int64_t{1} << 19;
+    const int64_t macs = rows * ow_n * oc_n * s.kh * s.kw;
+    threads = static_cast<int>(std::min<int64_t>(resolve_threads(threads), std::max<int64_t>(1, macs / kMinMacsPerWorker)));
+#if defined(HWSIM_HAVE_DW3X3_AVX512)
+    if (path == DepthwiseIsa::kAvx512 && depthwise_detail::Depthwise3x3FastApplies(s)) {
+        auto row_fn = mode == DepthwiseMode::kFbgemmPairs ? &depthwise_detail::DepthwiseRow3x3Avx512<XT, true>
+                                                          : &depthwise_detail::DepthwiseRow3x3Avx512<XT, false>;
+        const bool scratch = out == nullptr;
+        ParallelChunks(rows, threads, [&](int64_t b, int64_t e) {
+            std::vector<int32_t> row_buf(scratch ? static_cast<size_t>(ow_n * oc_n) : 0);
+            for (int64_t row = b; row < e; ++row) {
+                int32_t* o = scratch ? row_buf.data() : out + row * ow_n * oc_n;
+                row_fn(x, pw, o, s, x_zero_point, row);
+                if (scratch && epi != nullptr) (*epi)(o, oc_n, row * ow_n, ow_n, 0, oc_n);
+            }
+            if (!scratch && epi != nullptr) (*epi)(out + b * ow_n * oc_n, oc_n, b * ow_n, (e - b) * ow_n, 0, oc_n);
+        });
+        return;
+    }
+#endif
+    std::vector<int32_t> own;
+    if (out == nullptr) {
+        own.resize(static_cast<size_t>(std::max<int64_t>(rows * ow_n * oc_n, 1)));
+        out = own.data();
+    }
     ParallelChunks(rows, threads, [&](int64_t b, int64_t e) {
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
         if (path == DepthwiseIsa::kAvx512) depthwise_detail::DepthwiseRowsAvx512(x, pw, out, s, x_zero_point, mode, b, e);
@@ -239,10 +364,7 @@ void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const D
         else
 #endif
         depthwise_detail::DepthwiseRowsScalar(x, pw, out, s, x_zero_point, mode, b, e);
-        if (epi != nullptr) {
-            const int64_t oc_n = s.out_channels(), ow_n = s.out_w();
-            (*epi)(out + b * ow_n * oc_n, oc_n, b * ow_n, (e - b) * ow_n, 0, oc_n);
-        }
+        if (epi != nullptr) (*epi)(out + b * ow_n * oc_n, oc_n, b * ow_n, (e - b) * ow_n, 0, oc_n);
     });
 }
 

@@ -51,6 +51,7 @@
 #include "hwsim/gemm_amx.h"
 #include "hwsim/gemm_avx2.h"
 #include "hwsim/gemm_avx512vnni.h"
+#include "hwsim/gemm_compensation.h"
 #include "hwsim/gemm_packed_weights.h"
 #include "hwsim/gemm_scalar.h"
 #include "hwsim/gemm_types.h"
@@ -87,6 +88,16 @@ namespace gemm_detail {
 constexpr int64_t kBlockK = 512;    // K block: one packed-B panel slice is 64 x 512 bytes = 32 KiB (L1)
 constexpr int64_t kBlockKAmx = 2048;  // AMX: longer K blocks amortise the tile store + add of C
 constexpr int64_t kMaxBlockM = 192;  // M block: packed A block of 192 x 512 (AMX: 2048) bytes, in L2
+
+constexpr int64_t kAmxMinK = 32;       // K <= this runs the VNNI kernel instead of AMX (see gemm_blocked_s32)
+constexpr int64_t kMinMacsPerWorker = int64_t{3} << 20;  // ~10 us of VNNI/AMX work per extra thread
+
+// The thread count for a GEMM of `macs` multiply-accumulates: one worker per kMinMacsPerWorker, at most
+// `threads` (resolved), at least 1. Only the speed depends on it, never the result.
+inline int work_limited_threads(int threads, int64_t macs) {
+    const int64_t by_work = std::max<int64_t>(1, macs / kMinMacsPerWorker);
+    return static_cast<int>(std::min<int64_t>(resolve_threads(threads), by_work));
+}
 
 // Row stride of a packed A block: whole 64-byte AMX tile rows.
 inline int64_t a_block_stride(int64_t kc) { return (kc + 63) / 64 * 64; }
@@ -125,12 +136,12 @@ template <class Rows>
 void pack_a_block(const GemmActivations<Rows>& a, int64_t m0, int64_t mr, int64_t k0, int64_t kc, uint8_t* dst,
                   int32_t* row_sum, bool want_row_sum) {
     const int64_t lda = a_block_stride(kc);
+    a.rows.copy_rows(m0, mr, k0, kc, dst, lda);
     for (int64_t r = 0; r < mr; ++r) {
         uint8_t* row = dst + r * lda;
-        a.rows.copy_row(m0 + r, k0, kc, row);
         if (a.is_signed)
             for (int64_t k = 0; k < kc; ++k) row[k] ^= 0x80;
-        for (int64_t k = kc; k < lda; ++k) row[k] = 0;
+        if (lda > kc) std::memset(row + kc, 0, static_cast<size_t>(lda - kc));
         if (want_row_sum) {
             int32_t s = 0;
             for (int64_t k = 0; k < kc; ++k) s += row[k];
@@ -143,12 +154,19 @@ void pack_a_block(const GemmActivations<Rows>& a, int64_t m0, int64_t mr, int64_
 
 // The acc_bits = 32 Wrap result of `mode` with the kernels of `isa` (blocked, threaded). C rows have
 // stride ldc; only columns [0, b.n) are written. epi (optional) runs on every finished tile of C (one
-// mc-row block x panel range per work item), on the thread that computed it.
+// mc-row block x panel range per work item), on the thread that computed it. c == nullptr (only with an
+// epi): every tile is computed into per-worker scratch memory and handed to epi from there, so the whole
+// int32 result is never written to memory.
 template <class Rows>
 void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc, GemmMode mode,
                       GemmIsa isa, int threads, const TileEpilogue* epi = nullptr) {
     const int64_t m = a.m, n = b.n, k = b.k;
     if (m <= 0 || n <= 0) return;
+    // AMX pads K to whole 64-byte tile rows: for short K most of every TDPBUSD multiplies padding, and the
+    // VNNI kernel (same integers: both wrap the exact int32 sum) is faster (measured on Sapphire Rapids).
+    if (isa == GemmIsa::Amx && mode == GemmMode::Exact && k <= gemm_detail::kAmxMinK) isa = GemmIsa::Avx512Vnni;
+    // Starting a thread costs tens of microseconds: small GEMMs run on fewer workers.
+    threads = gemm_detail::work_limited_threads(threads, m * n * std::max<int64_t>(k, 1));
     const GemmMicroKernel kernel = select_microkernel(isa, mode);
     const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads));
     const int64_t n_items = t.m_tiles * t.n_tiles;
@@ -159,29 +177,33 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     // AMX tiles read A in 32-row steps: the block buffer has whole 32-row groups (spare rows are ignored).
     const int64_t a_block_bytes = (t.mc + 31) / 32 * 32 * gemm_detail::a_block_stride(kc_max);
     const int64_t rows_per_call = amx_exact ? t.mc : kMicroRows;
+    const bool scratch_c = c == nullptr;
+    const int64_t scratch_ldc = t.nc_panels * kPanelCols;
     std::vector<AlignedBuffer<uint8_t>> a_blocks;
+    std::vector<AlignedBuffer<int32_t>> c_tiles;
     std::vector<std::vector<int32_t>> row_sums;
     for (int w = 0; w < workers; ++w) {
         a_blocks.push_back(make_aligned_buffer<uint8_t>(a_block_bytes));
         row_sums.emplace_back(static_cast<size_t>(t.mc), 0);
+        if (scratch_c) c_tiles.push_back(make_aligned_buffer<int32_t>(t.mc * scratch_ldc));
     }
     const int32_t a_zp_shifted = a.zero_point + (a.is_signed ? 128 : 0);
     const bool need_row_sum = !b.zero_point_all_zero;
-    const bool need_comp = need_row_sum || a_zp_shifted != 0;
+    const GemmCompensation comp(b, a_zp_shifted);
 
     parallel_for_dynamic(n_items, threads, [&](int worker, int64_t item) {
         const int64_t mt = item / t.n_tiles, nt = item % t.n_tiles;
         const int64_t m0 = mt * t.mc, mr = std::min(t.mc, m - m0);
         const int64_t p_begin = nt * t.nc_panels, p_end = std::min(b.panels, p_begin + t.nc_panels);
+        const int64_t col0 = p_begin * kPanelCols, col1 = std::min(n, p_end * kPanelCols);
+        // The tile's (row m0, column col0) element and row stride.
+        int32_t* ct = scratch_c ? c_tiles[worker].get() : c + m0 * ldc + col0;
+        const int64_t lc = scratch_c ? scratch_ldc : ldc;
         uint8_t* a_block = a_blocks[worker].get();
         int32_t* row_sum = row_sums[worker].data();
         std::fill(row_sum, row_sum + mr, 0);
         if (k == 0) {
-            for (int64_t r = 0; r < mr; ++r)
-                for (int64_t p = p_begin; p < p_end; ++p) {
-                    const int64_t n0 = p * kPanelCols, nv = std::min<int64_t>(kPanelCols, n - n0);
-                    std::fill(c + (m0 + r) * ldc + n0, c + (m0 + r) * ldc + n0 + nv, 0);
-                }
+            for (int64_t r = 0; r < mr; ++r) std::fill(ct + r * lc, ct + r * lc + (col1 - col0), 0);
         }
         for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
             const int64_t kc = std::min(kc_max, k - k0);
@@ -194,29 +216,12 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
                 const int8_t* bp = b.panel(p) + (k0 / kKGroup) * kPanelGroupBytes;
                 for (int64_t p0 = 0; p0 < mr; p0 += rows_per_call) {
                     const int rows = static_cast<int>(std::min<int64_t>(rows_per_call, mr - p0));
-                    kernel(a_block + p0 * lda, lda, rows, groups, bp, c + (m0 + p0) * ldc + n0, ldc, nv,
-                           k0 > 0);
+                    kernel(a_block + p0 * lda, lda, rows, groups, bp, ct + p0 * lc + (n0 - col0), lc, nv, k0 > 0);
                 }
             }
         }
-        if (need_comp) {
-            // comp = -a_zp' * sum_k b - b_zp * sum_k a' + K * a_zp' * b_zp, all in int32 wrap-around.
-            const int32_t kk = static_cast<int32_t>(k);
-            for (int64_t r = 0; r < mr; ++r) {
-                int32_t* cr = c + (m0 + r) * ldc;
-                for (int64_t col = p_begin * kPanelCols; col < std::min(n, p_end * kPanelCols); ++col) {
-                    const int32_t zb = b.zero_point[col];
-                    int32_t comp = wrapping_mul_i32(-a_zp_shifted, b.row_sum[col]);
-                    comp = wrapping_add_i32(comp, wrapping_mul_i32(-zb, row_sum[r]));
-                    comp = wrapping_add_i32(comp, wrapping_mul_i32(wrapping_mul_i32(kk, a_zp_shifted), zb));
-                    cr[col] = wrapping_add_i32(cr[col], comp);
-                }
-            }
-        }
-        if (epi != nullptr) {
-            const int64_t col0 = p_begin * kPanelCols, col1 = std::min(n, p_end * kPanelCols);
-            (*epi)(c + m0 * ldc + col0, ldc, m0, mr, col0, col1 - col0);
-        }
+        add_gemm_compensation(comp, isa, ct, lc, mr, col0, col1 - col0, row_sum);
+        if (epi != nullptr) (*epi)(ct, lc, m0, mr, col0, col1 - col0);
     });
 }
 
@@ -337,7 +342,8 @@ void activation_bounds(const GemmActivations<Rows>& a, int threads, int64_t* max
 
 // The full GEMM per the contract above. Returns the overflow count (0 unless opt.count_overflow, or when
 // the sequential path ran anyway). epi (optional) sees every element of C once it is final: per tile on
-// the blocked paths, on the whole result afterwards on the others.
+// the blocked paths, on the whole result afterwards on the others. c may be nullptr when epi is given:
+// the result then only reaches epi (from per-thread scratch tiles, or a temporary on the other paths).
 template <class Rows>
 int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc,
                  const GemmOptions& opt, const TileEpilogue* epi = nullptr) {
@@ -345,6 +351,12 @@ int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t
     if (default_acc && !opt.count_overflow) {
         gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi);
         return 0;
+    }
+    std::unique_ptr<int32_t[]> own;  // c == nullptr: the paths below need the whole result in memory
+    if (c == nullptr) {
+        own.reset(new int32_t[static_cast<size_t>(std::max<int64_t>(a.m * b.n, 1))]);
+        c = own.get();
+        ldc = b.n;
     }
     auto finish = [&](int64_t count) {
         if (epi != nullptr) apply_tile_epilogue(*epi, c, ldc, a.m, b.n, opt.threads);

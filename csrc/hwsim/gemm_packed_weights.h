@@ -22,6 +22,8 @@
 #include <new>
 #include <vector>
 
+#include "hwsim/cpu_features.h"
+
 namespace hwsim {
 
 constexpr int kPanelCols = 64;
@@ -55,6 +57,9 @@ struct PackedWeights {
     bool zero_point_all_zero = true;
     int32_t max_abs_b = 0;                // max |b[n, k]| (for overflow bounds)
     int32_t max_abs_b_minus_zp = 0;       // max |b[n, k] - zp[n]|
+    // The CPU's features, detected when the weights were packed: callers that reuse the packing resolve
+    // "auto" ISAs from it instead of asking CPUID again (a trapping instruction under virtualisation).
+    CpuFeatures host;
 
     const int8_t* panel(int64_t p) const { return data.get() + p * kp * kPanelCols; }
     int8_t at(int64_t row, int64_t col) const {  // b[row, col], read back from the packed layout
@@ -64,13 +69,15 @@ struct PackedWeights {
 };
 
 // Packs b ([n, k] int8, row stride ldb elements) with per-row zero points zp (n values, or nullptr = all 0).
+// host: the CPU features to record (nullptr: detect them now).
 inline std::shared_ptr<PackedWeights> pack_weights(const int8_t* b, int64_t n, int64_t k, int64_t ldb,
-                                                   const int32_t* zp) {
+                                                   const int32_t* zp, const CpuFeatures* host = nullptr) {
     auto pw = std::make_shared<PackedWeights>();
     pw->n = n;
     pw->k = k;
     pw->kp = (k + kKGroup - 1) / kKGroup * kKGroup;
     pw->panels = (n + kPanelCols - 1) / kPanelCols;
+    pw->host = host != nullptr ? *host : detect_cpu_features();
     // Slack of 16 K-groups: the AMX kernel reads whole 16-group tiles past the last group (gemm_amx.h).
     pw->data = make_aligned_buffer<int8_t>(pw->panels * pw->kp * kPanelCols + 16 * kPanelGroupBytes);
     pw->row_sum.assign(static_cast<size_t>(n), 0);
