@@ -18,6 +18,9 @@ Input/output type
     ``EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8`` (int16 activations, int8 weights, int64
     bias), with int16 input and output for the single-op ones and float32 ends for ``mini_net16_float_io``;
     they are written to the subfolder ``int16x8/`` (tests/oracle/test_tflite_int16x8_oracle.py reads them).
+    The int16 LOGISTIC/TANH models take 65,536 values, so one input holds every int16 code exactly once;
+    ``concat16`` and ``act_net16_float_io`` join branches of different scales, for which the converter writes
+    requantizing int16 -> int16 QUANTIZE ops before the CONCATENATION.
     The single-op models are converted with ``inference_input_type = inference_output_type = tf.int8``:
     the model's input and output tensors are int8 and hold no QUANTIZE/DEQUANTIZE op, so a test feeds
     the engine integer codes directly (for LOGISTIC/TANH all 256 of them). The whole network
@@ -172,6 +175,26 @@ def mini_net(softmax: bool = True):
     return build
 
 
+def act_net():
+    # 16x8 network through the int16 activation kernels: conv -> TANH and conv -> LOGISTIC branches joined by
+    # CONCATENATION (different input scales: requantizing QUANTIZE ops), conv, MEAN, FULLY_CONNECTED, SOFTMAX
+    def build(rng):
+        w1, b1 = _w(rng, (3, 3, 3, 6), 0.4), _w(rng, (6,), 0.1)
+        w2, b2 = _w(rng, (1, 1, 3, 4), 0.6), _w(rng, (4,), 0.1)
+        w3, b3 = _w(rng, (3, 3, 10, 8), 0.3), _w(rng, (8,), 0.1)
+        wf, bf = _w(rng, (8, 6), 0.5), _w(rng, (6,), 0.1)
+
+        def fn(x):
+            a = tf.tanh(_conv(x, w1, b1, 1, "SAME"))
+            b = tf.sigmoid(_conv(x, w2, b2, 1, "SAME"))
+            y = tf.concat([a, b], axis=3)
+            y = _conv(y, w3, b3, 2, "SAME", "relu")                        # 8 -> 4
+            y = tf.reduce_mean(y, axis=[1, 2])                             # MEAN -> [1, 8]
+            return tf.nn.softmax(tf.matmul(y, wf) + bf)
+        return fn, (1, 8, 8, 3), (-1.0, 1.0)
+    return build
+
+
 def fp16_case():
     def build(rng):
         w1, b1 = _w(rng, (3, 3, 3, 8), 0.3), _w(rng, (8,), 0.1)
@@ -268,6 +291,13 @@ CASES: dict[str, tuple] = {
                                    rng_range=(-2.0, 2.0)), "int16x8"),
     "pad_conv_reshape_fc16": (pad_reshape_case(), "int16x8"),
     "mini_net16_float_io": (mini_net(softmax=False), "int16x8_float_io"),
+    # 16x8 activations, requantizing QUANTIZE before CONCATENATION and a network using them (appended so the
+    # seeds above stay); the activation models hold 65,536 values so one input can carry every int16 code
+    "logistic16": (unary_case(tf.sigmoid, shape=(1, 64, 64, 16), rng_range=(-6.0, 6.0)), "int16x8"),
+    "tanh16": (unary_case(tf.tanh, shape=(1, 64, 64, 16), rng_range=(-3.0, 3.0)), "int16x8"),
+    "softmax16": (unary_case(tf.nn.softmax, shape=(1, 64, 16), rng_range=(-4.0, 4.0)), "int16x8"),
+    "concat16": (concat_case(), "int16x8"),
+    "act_net16_float_io": (act_net(), "int16x8_float_io"),
 }
 
 

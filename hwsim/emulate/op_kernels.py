@@ -7,8 +7,11 @@ threads)`` returns its output codes. The simulator (hwsim/emulate/simulator.py) 
 Kernels whose output depends on the input code only (TFLite HARD_SWISH and LEAKY_RELU, the DPU's leaky ReLU,
 hard-sigmoid and hard-swish) are evaluated once per possible code at prepare time with the engine's exact
 integer formula (``_core``), and run as a table lookup (``_core.apply_lut``): bit-identical to evaluating
-the formula per element, and one memory access per element. SOFTMAX runs in C++ over rows
-(csrc/hwsim/softmax_tflite.h); MEAN and XNNPACK's ADD are exact int64 numpy vector code.
+the formula per element, and one memory access per element. LOGISTIC/TANH ("lut") do the same: the 8-bit
+float table of numerics A.7, and for int16 (TFLite 16x8) the reference kernels' interpolated sigmoid table
+evaluated over all 65,536 codes. 8-bit SOFTMAX runs in C++ over rows (csrc/hwsim/softmax_tflite.h), int16
+SOFTMAX in numpy with a 65,536-entry exponential table; MEAN, XNNPACK's ADD and TFLite's requantizing QUANTIZE
+(``requantize_tflite``, called by the simulator's Concat) are exact numpy vector code.
 
 Numpy twins of every formula live in :mod:`hwsim.emulate.ref_activations`.
 """
@@ -162,8 +165,10 @@ def _prepare_softmax(graph, target, plan, act) -> None:
     rank = len(graph.tensors[node.inputs[0]].shape)
     if node.attrs.get("axis", -1) not in (-1, rank - 1):
         return _fallback(plan, "SOFTMAX over an axis other than the last")
+    if x_q.dtype == np.int16:
+        return _prepare_softmax_int16(node, plan, x_q, y_q)
     if x_q.dtype not in _EIGHT_BIT or y_q.dtype != x_q.dtype:
-        return _fallback(plan, "SOFTMAX runs on int8/uint8 only")
+        return _fallback(plan, "SOFTMAX runs on int8/uint8/int16 only")
     if plan.impl.params.get("algorithm", "float_table") == "fixed_point":
         tmin = int(np.iinfo(y_q.dtype).min)
         if (_f32(y_q.scale), y_q.zero_point) != (_f32(1 / 256), tmin):
@@ -179,6 +184,8 @@ def _prepare_softmax(graph, target, plan, act) -> None:
 def _run_softmax(model, plan, ints, threads) -> np.ndarray:
     x = np.ascontiguousarray(ints[plan.node.inputs[0]])
     c, y_q = plan.consts, model.act[plan.output]
+    if c["algorithm"] == "int16":
+        return softmax_int16(x, c["exp_table"])
     if c["algorithm"] == "fixed_point":
         if x.shape[-1] > 2048:
             raise _too_wide(plan, x.shape[-1])
@@ -476,3 +483,251 @@ def _prepare_dpu_hswish(graph, target, plan, act) -> None:
 
 
 _register("dpu_hswish", _prepare_dpu_hswish, _table_run)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# LOGISTIC / TANH ("lut" kernel). 8-bit: the 256-entry float table of numerics A.7 item 1 (_core.lut_tflite_int8).
+# int16 (TFLite 16x8): the interpreter runs reference_integer_ops::Logistic / Tanh for both resolvers
+# (activations.cc SigmoidEval/TanhEval), a 256-entry uint16 sigmoid table over [0, 255/24] read with 9-bit
+# (LOGISTIC) or 8-bit (TANH) linear interpolation after an int16 input rescale (SigmoidPrepare/TanhPrepare).
+# numerics.md A.7 attributes the 513-entry LUTPopulate table to int16 LOGISTIC; the interpreter does not use it
+# there (measured: tests/oracle/test_tflite_int16x8_oracle.py::test_int16_activation_all_codes).
+
+
+def _sigmoid_table_uint16() -> np.ndarray:
+    """The 256-entry sigmoid table of TFLite's int16 LOGISTIC/TANH: sigmoid(i/24) in unsigned Q0.16.
+
+    Each entry is the sample moved by half the error that linear interpolation makes at the midpoint of its
+    segment, round(f(i) − ((f(i) + f(i+1))/2 − f(i + 1/2))/2) with f(t) = 65536·sigmoid(t/24), so that the
+    interpolated curve straddles the function; the last entry is pinned to 65535, the top of uint16. This rule
+    gives TFLite's constant table (common.h ``sigmoid_table_uint16``) entry for entry; the exhaustive engine
+    tests confirm it.
+    """
+    def f(t: float) -> float:
+        return 65536.0 / (1.0 + math.exp(-t / 24.0))
+
+    table = [round(f(i) - ((f(i) + f(i + 1)) / 2 - f(i + 0.5)) / 2) for i in range(255)] + [65535]
+    return np.array(table, dtype=np.int64)
+
+
+SIGMOID_TABLE_UINT16 = _sigmoid_table_uint16()
+
+
+def checked_log2(x: float) -> tuple[int, bool]:
+    """TFLite CheckedLog2: (round(log2 x), |log2 x − round(log2 x)| < 1e-3), log2 as log(x)·(1/log 2) in double."""
+    v = math.log(float(x)) * (1.0 / math.log(2.0))
+    r = math.copysign(math.floor(abs(v) + 0.5), v)  # std::round: half away from zero
+    return int(r), abs(v - r) < 1e-3
+
+
+def int16_activation_params(fn: str, input_scale: float) -> dict[str, int]:
+    """(input_multiplier, input_left_shift) of int16 LOGISTIC/TANH (TFLite SigmoidPrepare/TanhPrepare).
+
+    With s_in a power of two (CheckedLog2, tolerance 1e-3 in log2) and left_shift = 12 + log2 s_in equal to 0
+    (LOGISTIC) or 0/1 (TANH), multiplier is 0: the kernel then uses 3·2^left_shift with no shift. Otherwise
+    m = s_in·4096·3 in double is doubled while m <= 32767/2 (at most 31 times), left_shift counts the doublings
+    and multiplier = trunc(m); the kernel computes (q·multiplier + 2^(left_shift−1)) >> left_shift.
+    """
+    log2, pot = checked_log2(float(np.float32(input_scale)))
+    shift = 12 + log2
+    if pot and (shift == 0 or (fn == "tanh" and shift == 1)):
+        return {"input_multiplier": 0, "input_left_shift": shift}
+    m, shift = float(np.float32(input_scale)) * 4096.0 * 3.0, 0
+    while m <= 32767.0 / 2.0 and shift <= 30:
+        shift += 1
+        m *= 2.0
+    return {"input_multiplier": int(m), "input_left_shift": shift}
+
+
+def _int16_rescaled_input(q: np.ndarray, input_multiplier: int, input_left_shift: int) -> np.ndarray:
+    m, ls = (3 << input_left_shift, 0) if input_multiplier == 0 else (input_multiplier, input_left_shift)
+    v = q.astype(np.int64) * m
+    return (v + (1 << (ls - 1))) >> ls if ls > 0 else v
+
+
+def logistic_int16(q: np.ndarray, input_multiplier: int, input_left_shift: int) -> np.ndarray:
+    """int16 LOGISTIC codes (output scale 2^-15, zero point 0) of int16 codes ``q`` (zero point 0).
+
+    v = rescaled input (real·4096·3 ≈ v); u = |v|; h = u >> 9, t = u & 511; r = 0x7FFF << 10 if h >= 255,
+    else (T[h] << 9) + t·(T[h+1] − T[h]); out = (r + 512) >> 10 for v >= 0, ((1 << 25) − r + 511) >> 10 for
+    v < 0 (TFLite reference_integer_ops::Logistic, int16 overload).
+    """
+    v = _int16_rescaled_input(q, input_multiplier, input_left_shift)
+    u = np.abs(v)
+    h = u >> 9
+    hc = np.minimum(h, 254)
+    t = SIGMOID_TABLE_UINT16
+    r = np.where(h >= 255, 0x7FFF << 10, (t[hc] << 9) + (u & 0x1FF) * (t[hc + 1] - t[hc]))
+    r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1)
+    return (r >> 10).astype(np.int16)
+
+
+def tanh_int16(q: np.ndarray, input_multiplier: int, input_left_shift: int) -> np.ndarray:
+    """int16 TANH codes (output scale 2^-15, zero point 0) of int16 codes ``q`` (zero point 0).
+
+    tanh(x) = 2·sigmoid(2x) − 1 on the same table with 8-bit interpolation: u = |v|, h = u >> 8, t = u & 255;
+    r = 0xFFFF << 8 if h >= 255, else (T[h] << 8) + t·(T[h+1] − T[h]); out = (r − 2^23 + 2^7) >> 8 for v >= 0,
+    (2^23 − r + 2^7 − 1) >> 8 for v < 0 (TFLite reference_integer_ops::Tanh, int16 overload).
+    """
+    v = _int16_rescaled_input(q, input_multiplier, input_left_shift)
+    u = np.abs(v)
+    h = u >> 8
+    hc = np.minimum(h, 254)
+    t = SIGMOID_TABLE_UINT16
+    r = np.where(h >= 255, 0xFFFF << 8, (t[hc] << 8) + (u & 0xFF) * (t[hc + 1] - t[hc]))
+    r = np.where(v >= 0, r - (1 << 23) + (1 << 7), (1 << 23) - r + (1 << 7) - 1)
+    return (r >> 8).astype(np.int16)
+
+
+_INT16_ACTIVATIONS = {"Sigmoid": ("logistic", logistic_int16), "Tanh": ("tanh", tanh_int16)}
+_INT16_ONE = (_f32(2.0**-15), 0)  # int16 LOGISTIC/TANH/SOFTMAX output (scale, zero point) TFLite requires
+
+
+def _prepare_lut(graph, target, plan, act) -> None:
+    node = plan.node
+    x_q, y_q = act[node.inputs[0]], act[plan.output]
+    fn = {"Sigmoid": "logistic", "Tanh": "tanh"}.get(node.op)
+    if fn is None:
+        return _fallback(plan, f"no lookup table for {node.op} yet")
+    if x_q.dtype == np.int16:
+        if y_q.dtype != np.int16 or (x_q.zero_point, (_f32(y_q.scale), y_q.zero_point)) != (0, _INT16_ONE):
+            return _fallback(plan, f"int16 {fn.upper()} needs input zero point 0 and output (2^-15, 0)")
+        prm = int16_activation_params(fn, x_q.scale)
+        if prm["input_multiplier"] > 32767:  # s_in > 4/3: q·multiplier would leave int32 in TFLite
+            return _fallback(plan, f"int16 {fn.upper()} input scale {x_q.scale} too large")
+        plan.consts.update(prm)
+        plan.consts["table"] = _INT16_ACTIVATIONS[node.op][1](all_codes(np.int16), **prm)
+        return
+    plan.consts["table"] = _core.lut_tflite_int8(fn, np.float32(x_q.scale), x_q.zero_point, np.float32(y_q.scale),
+                                                 y_q.zero_point, dtype=str(x_q.dtype))
+
+
+_register("lut", _prepare_lut, _table_run)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TFLite int16 SOFTMAX (reference_ops::SoftmaxInt16, run by both resolvers; numerics A.9 last bullet)
+
+
+def lut_populate_int16(fn: Callable[[float], float], input_scale: float, input_zero_point: int,
+                       output_scale: float, output_zero_point: int) -> np.ndarray:
+    """TFLite LUTPopulate<int16_t> in double: the 513-entry interpolation table of ``fn`` over the int16 input
+    range [s_in(−32768 − zp_in), s_in(32767 − zp_in)].
+
+    step = (in_max − in_min)/512 and inv = 65536/(out_max − out_min). Entry i < 512 is round(f(x_i)·inv) moved
+    by half the midpoint error of linear interpolation, bias = round((round((f(x_{i+1})·inv + round(f(x_i)·inv))/2)
+    − round(f(x_i + step/2)·inv))/2); entry 512 is round(f(in_max)·inv); each clamped to int16. std::round
+    (half away from zero) throughout; ``fn`` is called on Python floats (libm, as the interpreter's std::exp).
+    """
+    in_min, in_max = input_scale * (-32768 - input_zero_point), input_scale * (32767 - input_zero_point)
+    out_min, out_max = output_scale * (-32768 - output_zero_point), output_scale * (32767 - output_zero_point)
+    step = (in_max - in_min) / 512
+    half = step / 2
+    inv = 65536.0 / (out_max - out_min)
+
+    def rnd(v: float) -> float:
+        return math.copysign(math.floor(abs(v) + 0.5), v)
+
+    lut = []
+    for i in range(512):
+        val, mid, nxt = fn(in_min + i * step), fn(in_min + i * step + half), fn(in_min + (i + 1) * step)
+        sample = rnd(val * inv)
+        err = rnd((nxt * inv + rnd(val * inv)) / 2) - rnd(mid * inv)
+        lut.append(sample - rnd(err / 2))
+    lut.append(rnd(fn(in_max) * inv))
+    return np.clip(np.array(lut), -32768, 32767).astype(np.int64)
+
+
+def lut_lookup_int16(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """TFLite's int16 table lookup: i = 256 + (x >> 7), base = lut[i], slope = lut[i+1] − lut[i];
+    base + ((slope·(x & 127) + 64) >> 7), wrapped to int16."""
+    x = np.asarray(x, dtype=np.int64)
+    i = 256 + (x >> 7)
+    base = lut[i]
+    y = base + (((lut[i + 1] - base) * (x & 0x7F) + 64) >> 7)
+    return ((y + 32768) & 0xFFFF) - 32768
+
+
+_SOFTMAX16_RANGE = 65535  # int16 max − min
+
+
+def softmax_int16_luts() -> tuple[np.ndarray, np.ndarray]:
+    """(exp table on [−10, 0], 1/(1 + x) table on [0, 1]), both with output scale 2/65535 (SoftmaxPrepare)."""
+    r = _SOFTMAX16_RANGE
+    exp_lut = lut_populate_int16(math.exp, 10.0 / r, 32767, 2.0 / r, 0)
+    recip_lut = lut_populate_int16(lambda v: 1.0 / (1.0 + v), 1.0 / r, -32768, 2.0 / r, 0)
+    return exp_lut, recip_lut
+
+
+def softmax_int16_params(input_scale: float, beta: float = 1.0) -> dict[str, int]:
+    """QuantizeMultiplier(s_in·β / (10/65535)): the input difference rescaled so that [−65535, 0] is [−10, 0];
+    s_in·β is a float32 product (SoftmaxPrepare)."""
+    real = float(_f32(_f32(input_scale) * _f32(beta))) / (10.0 / 65535.0)
+    m, e = _core.quantize_multiplier(real)
+    return {"input_multiplier": int(m), "input_left_shift": int(e)}
+
+
+def softmax_int16_exp_table(input_multiplier: int, input_left_shift: int) -> np.ndarray:
+    """exp(q − max) in Q0.15 for every difference d = max − q in [0, 65535] (index d): the exp LUT read at
+    clamp(MBQM(−d) + 32767) with the int32 MultiplyByQuantizedMultiplier (double rounding, numerics A.3)."""
+    d = -np.arange(65536, dtype=np.int32).reshape(-1, 1)
+    scaled = _core.multiply_by_quantized_multiplier(d, np.array([input_multiplier], np.int32),
+                                                    np.array([input_left_shift], np.int32), variant="double")
+    sym = np.clip(scaled.astype(np.int64).ravel() + 32767, -32768, 32767)
+    return lut_lookup_int16(sym, _SOFTMAX16_LUTS[0])
+
+
+def softmax_int16(q: np.ndarray, exp_table: np.ndarray) -> np.ndarray:
+    """int16 SOFTMAX over the last axis of int16 codes ``q`` (output (2^-15, 0)), given softmax_int16_exp_table.
+
+    e = exp_table[max − q] (Q0.15); S = Σe (int32); h = clz32(S); s = ((S << (h − 1)) + 2^13) >> 14;
+    r = recip LUT at clamp(s − 98304) (1/(1 + x) of x = s/2^16 − 1, recentred); out = clamp((e·r + 2^(30−h))
+    >> (31 − h), 0, 32767) (TFLite reference_ops::SoftmaxInt16).
+    """
+    x = np.asarray(q, dtype=np.int64)
+    e = exp_table[x.max(axis=-1, keepdims=True) - x]
+    total = e.sum(axis=-1, keepdims=True)
+    if np.any(total >= 2**31):
+        raise ValueError("int16 SOFTMAX: the int32 sum of exponentials overflows (row longer than 65,537)")
+    h = 32 - _bit_length(total)
+    shifted = ((total << (h - 1)) + (1 << 13)) >> 14
+    recip = lut_lookup_int16(np.clip(shifted - (1 << 15) - (1 << 16), -32768, 32767), _SOFTMAX16_LUTS[1])
+    rs = 31 - h
+    out = (e * recip + (np.int64(1) << (rs - 1))) >> rs
+    return np.clip(out, 0, 32767).astype(np.int16)
+
+
+def _prepare_softmax_int16(node, plan, x_q, y_q) -> None:
+    # one algorithm whatever the target's `algorithm`: both TFLite resolvers run SoftmaxInt16 (activations.cc)
+    if y_q.dtype != np.int16 or (x_q.zero_point, (_f32(y_q.scale), y_q.zero_point)) != (0, _INT16_ONE):
+        return _fallback(plan, "int16 SOFTMAX needs input zero point 0 and output (2^-15, 0)")
+    prm = softmax_int16_params(x_q.scale)  # the IR's Softmax has beta 1 (the importer refuses others)
+    if prm["input_left_shift"] > 15:  # (q − max) · 2^shift must stay inside int32 in TFLite's MBQM
+        return _fallback(plan, f"int16 SOFTMAX input scale {x_q.scale} too large")
+    plan.consts.update(prm, algorithm="int16", exp_table=softmax_int16_exp_table(**prm))
+
+
+def _bit_length(v: np.ndarray) -> np.ndarray:
+    """Bit length of positive int64 values below 2^32 (exact: frexp of a double holding an integer < 2^53)."""
+    return np.frexp(v.astype(np.float64))[1].astype(np.int64)
+
+
+_SOFTMAX16_LUTS = softmax_int16_luts()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# TFLite QUANTIZE between two quantized types (reference_ops::Requantize; quantize.cc Prepare)
+
+
+def requantize_tflite(q: np.ndarray, input_scale: float, input_zero_point: int, output_scale: float,
+                      output_zero_point: int, qmin: int, qmax: int, out_dtype: Any,
+                      variant: str = "double") -> np.ndarray:
+    """TFLite's requantizing QUANTIZE (int16 -> int16 in 16x8 models, written before CONCATENATION when the
+    input scales differ): (M, e) = QuantizeMultiplier(double(s_in) / double(s_out)); out = clamp(zp_out +
+    MBQM(q − zp_in, M, e)) with the int32 MultiplyByQuantizedMultiplier (``variant`` 'double' in ordinary
+    builds, numerics A.3; measured on int16, tests/oracle/test_tflite_int16x8_oracle.py)."""
+    m, e = _core.quantize_multiplier(float(_f32(input_scale)) / float(_f32(output_scale)))
+    d = np.ascontiguousarray((np.asarray(q, dtype=np.int64) - input_zero_point).reshape(-1, 1), dtype=np.int32)
+    y = _core.multiply_by_quantized_multiplier(d, np.array([m], np.int32), np.array([e], np.int32), variant=variant)
+    y = y.astype(np.int64).reshape(np.shape(q)) + output_zero_point
+    return np.clip(y, qmin, qmax).astype(out_dtype)

@@ -838,13 +838,6 @@ def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQua
             c["shift"] = a_q.fix_pos + b_q.fix_pos - y_q.fix_pos
         else:
             p.mode, p.reason = "fallback", f"no integer multiplication for requantization '{scheme}' (float32 instead)"
-    elif k == "lut":
-        fn = {"Sigmoid": "logistic", "Tanh": "tanh"}.get(node.op)
-        if fn is None:
-            p.mode, p.reason = "fallback", f"no lookup table for {node.op} yet (float32 instead)"
-            return
-        c["table"] = _core.lut_tflite_int8(fn, np.float32(x_q.scale), x_q.zero_point, np.float32(y_q.scale),
-                                           y_q.zero_point, dtype=str(x_q.dtype))
     elif k == "clamp":
         lo, hi = y_q.qmin, y_q.qmax
         if node.op in ("ReLU", "ReLU6"):
@@ -1264,9 +1257,14 @@ def _run_mul(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], t
 
 def _run_concat(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
     y_q = model.act[p.output]
+    scheme = p.impl.requant.scheme if p.impl.requant is not None else None
     parts = []
     for t in p.node.inputs:
         t_q = model.act[t]
+        if scheme == "fixed_point_double" and t_q.fix_pos is None:  # TFLite Requantize (int32 MBQM)
+            parts.append(op_kernels.requantize_tflite(ints[t], t_q.scale, t_q.zero_point, y_q.scale, y_q.zero_point,
+                                                      y_q.qmin, y_q.qmax, y_q.dtype))
+            continue
         parts.append(_shift_to(model, p, ints[t], t_q, y_q) if t_q.fix_pos is not None else
                      _requant_codes(ints[t], t_q, y_q, model))
     return np.concatenate(parts, axis=p.node.attrs["axis"])
@@ -1298,10 +1296,6 @@ def _run_pad(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], t
     return np.pad(x, p.node.attrs["pads"], constant_values=np.clip(fill, x_q.qmin, x_q.qmax)).astype(x.dtype)
 
 
-def _run_lut(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
-    return _core.apply_lut(np.ascontiguousarray(ints[p.node.inputs[0]]), p.consts["table"])
-
-
 _RUNNERS: dict[str, Callable[..., np.ndarray]] = {
     "weighted": _run_weighted,
     "max_pool": _run_max_pool,
@@ -1315,6 +1309,5 @@ _RUNNERS: dict[str, Callable[..., np.ndarray]] = {
     "copy": _run_copy,
     "transpose": _run_copy,
     "pad": _run_pad,
-    "lut": _run_lut,
     **_EXTRA_RUN,
 }

@@ -29,7 +29,12 @@ Mapping (no arithmetic happens here: integers and scales are copied as the file 
     * MEAN over axes {1, 2} of a 4-D tensor becomes GlobalAvgPool (plus a Reshape to ``[N, C]``, named
       after the TFLite tensor, when ``keep_dims`` is false; the pooled tensor is ``<name>/pool``).
     * QUANTIZE of a float graph input: the IR input keeps the TFLite input's name, dtype float32, and
-      carries the QUANTIZE output's spec (the simulator quantizes on entry). DEQUANTIZE of a graph
+      carries the QUANTIZE output's spec (the simulator quantizes on entry). QUANTIZE from int16 to int16
+      (the requantization the 16x8 converter writes before CONCATENATION when input scales differ) becomes a
+      Concat of that one input, named and specified as the QUANTIZE output: the IR has no requantize op, and
+      a Concat requantizes each input to its output (TFLite's Requantize arithmetic on ``arm_tflite_int16x8``,
+      whose Concat declares the MultiplyByQuantizedMultiplier requantization). Other requantizations inside
+      the graph (int8 -> int8, int16 -> int8) are reported unsupported. DEQUANTIZE of a graph
       output: the IR output is the integer tensor before it. DEQUANTIZE of a constant (float16 models,
       or int8 constants) becomes a float32 parameter; float16 → float32 is exact.
     * Every quantized tensor gets a :class:`~hwsim.graph.QuantSpec` under its TFLite name: activations
@@ -373,11 +378,14 @@ class _Importer:
             if name == "PADV2" and len(ins) > 2 and self.tensors[ins[2]].data is None:
                 raise _Unsupported("pad value is not a constant tensor")
         elif name == "QUANTIZE":
-            src = ins[0]
-            if not (src in self.inputs and self.tensors[src].type == "FLOAT32"
-                    and self.consumers.get(src, []) == [k]):
-                raise _Unsupported("only the QUANTIZE of a float graph input (read by nothing else) is "
-                                   "mapped; a requantization inside the graph has no IR op")
+            src, dst = self.tensors[ins[0]], self.tensors[outs[0]]
+            if src.type == dst.type == "INT16":
+                for t in (src, dst):
+                    if t.quant is None or np.size(t.quant.scale) != 1 or t.data is not None:
+                        raise _Unsupported(f"requantization of '{t.name}': per-tensor int16 activations expected")
+            elif not (ins[0] in self.inputs and src.type == "FLOAT32" and self.consumers.get(ins[0], []) == [k]):
+                raise _Unsupported("only the QUANTIZE of a float graph input (read by nothing else) and the "
+                                   "int16 -> int16 requantization of 16x8 models are mapped")
         elif name == "DEQUANTIZE":
             src, dst = ins[0], outs[0]
             if self.tensors[src].data is None and not (dst in self.outputs and not self.consumers.get(dst)):
@@ -481,7 +489,11 @@ class _Importer:
         b = self.b
         out = outs[0]
         if name == "QUANTIZE":
-            return  # folded into the graph input (_declare_inputs)
+            if self.tensors[ins[0]].type == "FLOAT32":
+                return  # folded into the graph input (_declare_inputs)
+            # int16 -> int16 requantization: a Concat of one input, whose kernel requantizes to the output spec
+            self._finish(out, b.concat([self._act_in(ins[0])], axis=-1, name=self._out_name(out, 0)))
+            return
         if name == "DEQUANTIZE":
             src = ins[0]
             if self.tensors[src].data is not None:
