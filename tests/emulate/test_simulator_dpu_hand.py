@@ -78,3 +78,51 @@ def test_dpu_leaky_relu_uses_26_over_256_on_the_unrounded_sum():
     acc = np.where(acc < 0, acc * 26 / 256, acc)
     want = np.clip(np.floor(acc / 2.0 ** c["shift_cut"] + 0.5), -128, 127)
     np.testing.assert_array_equal(got, want.astype(np.int8))
+
+
+def _dr(v: np.ndarray) -> np.ndarray:
+    """The DPU golden model's intermediate rounding: half up, then saturate to int8."""
+    return np.clip(_dpu_round(v), -128, 127)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("act", ["hard_sigmoid", "hard_swish"])
+def test_dpu_conv_with_fused_hsigmoid_hswish_matches_the_golden_model(act, seed):
+    """Vitis AI's CPU golden model of conv-fix with nonlinear HSIGMOID / HSWISH (vart cpu-runner conv fix(),
+    read through the search corpus): tmp = (acc + b·2^shift_bias) / 2^shift_cut with shift_cut taken to the
+    fix position hsigmoid_in, x = dr(tmp) (half up, saturated to int8), then
+    HSIGMOID: DPURound(min(2^32, max(0, 2731·x + 3·2731·2^hsigmoid_in)) · 2^−shift_hsigmoid),
+    HSWISH: h = dr(that at fix position 7), DPURound(x·h·2^−shift_hswish).
+    hwsim runs the pair as two plans (the conv rounds and saturates to its own fix position, the activation is
+    a table); with hsigmoid_in = the conv's output position that is the same arithmetic, checked here."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder("conv_nl")
+    x = b.input("x", (1, 6, 6, 3))
+    w = rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32)
+    bias = rng.normal(0, 0.5, 4).astype(np.float32)
+    y = b.conv2d(x, w, bias, pads=[1, 1, 1, 1], name="conv")
+    b.output(getattr(b, act)(y, name="nl"))
+    g = b.build()
+    target = load_target("fpga_dpu")
+    calib = rng.normal(0, 1.5, (8, 6, 6, 3)).astype(np.float32)
+    qm = quantize_for_target(g, target, calib)
+    conv = next(p for p in qm.plans if p.node.name == "conv")
+    nl = next(p for p in qm.plans if p.node.name == "nl")
+    assert conv.mode == "integer" and nl.mode == "integer"
+    c = conv.consts
+    p_in, hs_in, p_out = qm.act["x"].fix_pos, qm.act[conv.output].fix_pos, qm.act[nl.output].fix_pos
+
+    xs = rng.normal(0, 2.0, (2, 6, 6, 3)).astype(np.float32)  # wide enough to saturate both ends
+    got = simulate(qm, xs).integers[nl.output]
+
+    xq = np.clip(_dpu_round(xs.astype(np.float64) * 2.0**p_in), -128, 127)
+    acc = _conv_nhwc(xq, c["w_int"], (1, 1, 1, 1)).astype(np.float64)
+    acc += c["bias"].astype(np.float64) * 2.0 ** c["shift_bias"]
+    xv = _dr(acc / 2.0 ** (p_in + c["fix_pos_w"] - hs_in))
+    t = np.minimum(2.0**32, np.maximum(0.0, xv * 2731 + 3 * 2731 * 2.0**hs_in))
+    if act == "hard_sigmoid":
+        want = _dr(t * 2.0 ** -(hs_in + 14 - p_out))
+    else:
+        h = _dr(t * 2.0 ** -(hs_in + 14 - 7))
+        want = _dr(xv * h * 2.0 ** -(hs_in + 7 - p_out))
+    np.testing.assert_array_equal(got, want.astype(np.int8))
