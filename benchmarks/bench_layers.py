@@ -7,11 +7,13 @@ for groups == C), batch 1, on the same data. Both are timed in alternation; the 
 the repeats. ``same`` says whether both produced identical integers (they should: that is hwsim's job).
 
 The shapes are MobileNetV2's and ResNet-50's (inputs HWC, ``pw`` = 1x1, ``dw`` = depthwise 3x3 pad 1,
-``stem`` = full convolution). GOPS counts 2 operations per multiply-accumulate.
+``conv`` = 3x3 pad 1,
+``stem`` = full convolution; ``--only resnet`` runs ResNet-50's shapes). GOPS counts 2 operations per multiply-accumulate.
 
 Usage::
 
-    python benchmarks/bench_layers.py [--threads 2] [--repeats 30] [--only pw|dw|stem] [--isa auto]
+    python benchmarks/bench_layers.py [--threads 2] [--repeats 30] [--only pw|dw|stem|conv|resnet|mobilenet]
+                                      [--isa auto] [--pool]
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Layer:
     @property
     def name(self) -> str:
         s = f"{self.kind} {self.h}x{self.w}x{self.c}->{self.o}"
-        if self.kind != "pw":
+        if self.kind != "pw" or self.stride != 1:
             s += f" k{self.k} s{self.stride}"
         return s
 
@@ -63,10 +65,17 @@ MOBILENET_PW = [(112, 32, 16), (112, 16, 96), (56, 96, 24), (56, 24, 144), (56, 
                 (14, 96, 576), (14, 576, 96), (7, 576, 160), (7, 160, 960), (7, 960, 160), (7, 960, 320),
                 (7, 320, 1280)]
 RESNET_PW = [(56, 64, 256), (56, 256, 64), (28, 512, 128), (14, 1024, 256), (7, 2048, 512)]
+# The rest of ResNet-50 (v1, Caffe layout: the stride-2 convolutions are 1x1 stride 2): (H, C, O, stride)
+RESNET_PW_MORE = [(56, 64, 64, 1), (56, 256, 128, 2), (56, 256, 512, 2), (28, 128, 512, 1), (28, 512, 256, 2),
+                  (28, 512, 1024, 2), (14, 256, 1024, 1), (14, 1024, 512, 2), (14, 1024, 2048, 2),
+                  (7, 512, 2048, 1)]
+RESNET_3X3 = [(56, 64), (28, 128), (14, 256), (7, 512)]
 DEPTHWISE = [(112, 32, 1), (112, 96, 2), (56, 144, 1), (56, 144, 2), (28, 192, 1), (28, 192, 2), (14, 384, 1),
              (14, 576, 1), (14, 576, 2), (7, 960, 1)]
 
 LAYERS = ([Layer("pw", s, s, c, o) for s, c, o in MOBILENET_PW + RESNET_PW]
+          + [Layer("pw", s, s, c, o, 1, st) for s, c, o, st in RESNET_PW_MORE]
+          + [Layer("conv", s, s, c, c, 3, 1, 1) for s, c in RESNET_3X3]
           + [Layer("dw", s, s, c, c, 3, st, 1) for s, c, st in DEPTHWISE]
           + [Layer("stem", 224, 224, 3, 32, 3, 2, 1), Layer("stem", 224, 224, 3, 64, 7, 2, 3)])
 
@@ -115,7 +124,7 @@ def ort_runner(layer: Layer, case: dict, threads: int):
     return lambda: sess.run(None, feed)[0].transpose(0, 2, 3, 1)
 
 
-def hwsim_runner(layer: Layer, case: dict, threads: int, isa: str):
+def hwsim_runner(layer: Layer, case: dict, threads, isa: str):
     """A callable running the layer through hwsim's fused kernels (as the simulator calls them)."""
     scale = (np.float32(case["x_scale"]) * case["w_scale"] / np.float32(case["y_scale"])).astype(np.float32)
     fused = {"scale": scale, "zero_point": case["y_zp"], "qmin": 0, "qmax": 255, "bias": case["bias"],
@@ -146,17 +155,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--only", choices=["pw", "dw", "stem"], default=None)
+    ap.add_argument("--only", choices=["pw", "dw", "stem", "conv", "resnet", "mobilenet"], default=None)
     ap.add_argument("--isa", default="auto", help="hwsim GEMM isa for pw/stem layers")
+    ap.add_argument("--pool", action="store_true", help="hwsim runs on a persistent _core.Workers pool")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    layers = [layer for layer in LAYERS if args.only is None or layer.kind == args.only]
-    print(f"threads={args.threads} repeats={args.repeats} isa={args.isa}")
+    resnet = {Layer("pw", s, s, c, o) for s, c, o in RESNET_PW}
+    resnet |= {layer for layer in LAYERS if layer.kind == "conv" or (layer.kind == "pw" and layer.stride != 1)}
+    resnet |= {Layer("pw", s, s, c, o, 1, st) for s, c, o, st in RESNET_PW_MORE}
+
+    def wanted(layer: Layer) -> bool:
+        if args.only is None:
+            return True
+        if args.only == "resnet":
+            return layer in resnet
+        if args.only == "mobilenet":
+            return layer.k == 3 if layer.kind == "stem" else layer not in resnet
+        return layer.kind == args.only
+
+    layers = [layer for layer in LAYERS if wanted(layer)]
+    pool = _core.Workers(args.threads) if args.pool else None
+    print(f"threads={args.threads} repeats={args.repeats} isa={args.isa} pool={args.pool}")
     print(f"{'layer':32s} {'hwsim ms':>9s} {'ort ms':>8s} {'hw GOPS':>8s} {'ort GOPS':>9s} {'ort/hw':>7s} same")
     totals = {}
     for layer in layers:
         case = make_case(layer, rng)
-        run_h = hwsim_runner(layer, case, args.threads, args.isa)
+        run_h = hwsim_runner(layer, case, pool if args.pool else args.threads, args.isa)
         run_o = ort_runner(layer, case, args.threads)
         same = bool(np.array_equal(run_h(), run_o()))
         th, to = [], []

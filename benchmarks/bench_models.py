@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 
 
+PAUSE_S = 0.05  # between the two engines' runs (see main)
+
+
 def build_qdq(name: str, workdir: Path) -> Path:
     """The zoo model ``name`` as a QDQ ONNX file quantized by onnxruntime (cached in ``workdir``)."""
     out = workdir / f"{name}_qdq.onnx"
@@ -153,8 +156,12 @@ def main() -> int:
         x_nhwc = x_nchw if x_nchw.shape == tuple(graph.inputs[0].shape) else x_nchw.transpose(0, 2, 3, 1)
         ort_t, sim_t = [], []
         for _ in range(args.repeats):  # alternate, so machine noise hits both alike
+            # Both engines keep their worker threads spinning for a moment after a run; on 2 CPUs those
+            # threads would steal the other engine's cores. A pause between the two lets them park.
             ort_t += time_runs(lambda: sess.run(None, {in_name: x_nchw}), 1)
+            time.sleep(PAUSE_S)
             sim_t += time_runs(lambda: simulate(qm, x_nhwc, keep_intermediates=False, threads=args.threads), 1)
+            time.sleep(PAUSE_S)
         ort_ms, sim_ms = 1e3 * statistics.median(ort_t), 1e3 * statistics.median(sim_t)
         # The speed only counts if the integers are the engine's: both outputs are DequantizeLinear of the
         # last codes, so equal floats mean equal codes.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bindings/fused_requant_args.h"
+#include "bindings/threads_arg.h"
 #include "hwsim/depthwise_conv2d.h"
 #include "hwsim/groupwise_gemm.h"
 #include "hwsim/rounding.h"
@@ -62,6 +63,9 @@ int CheckThreads(int64_t threads) {
     if (threads < 0 || threads > 1024) throw py::value_error("threads must be in [0, 1024] (0 = all hardware threads)");
     return static_cast<int>(threads);
 }
+
+// Threaded depthwise bindings also accept a Workers pool.
+ThreadsArg CheckThreadsArg(const py::object& threads) { return ParseThreads(threads, 1024); }
 
 // Accepts an enum member (its .name) or a string.
 std::string ModeName(const py::object& obj) {
@@ -120,14 +124,14 @@ struct DepthwiseCall {
     int32_t zp = 0;
     DepthwiseMode mode = DepthwiseMode::kExact;
     DepthwiseIsa isa = DepthwiseIsa::kAuto;
-    int threads = 1;
+    ThreadsArg threads;
     std::vector<int32_t> w_zp;  // empty: symmetric weights
 };
 
 DepthwiseCall CheckDepthwise(const py::array& x, const py::array& w, std::array<int64_t, 2> strides,
                              std::array<int64_t, 2> dilations, std::array<int64_t, 4> pads,
                              std::optional<int64_t> depth_multiplier, int64_t x_zero_point, const py::object& w_zp_obj,
-                             const py::object& mode_obj, const py::object& isa_obj, int64_t threads_arg) {
+                             const py::object& mode_obj, const py::object& isa_obj, const py::object& threads_arg) {
     RequireActivationDtype(x, "x");
     RequireDtypeInt8(w, "w");
     RequireNdim(x, 4, "x", "NHWC [N, H, W, C]");
@@ -136,7 +140,7 @@ DepthwiseCall CheckDepthwise(const py::array& x, const py::array& w, std::array<
     RequireContiguous(w, "w");
     const DepthwiseMode mode = ParseDepthwiseMode(mode_obj);
     const DepthwiseIsa isa = ParseIsa(isa_obj);
-    const int threads = CheckThreads(threads_arg);
+    const ThreadsArg threads = CheckThreadsArg(threads_arg);
     const int32_t zp = CheckZeroPoint(x, x_zero_point, "x_zero_point");
     if (w.shape(3) != 1) throw py::value_error("w must be OHWI [C*multiplier, KH, KW, 1]; its last dimension is " +
                                                std::to_string(w.shape(3)));
@@ -224,16 +228,18 @@ void RunDepthwise(const DepthwiseCall& d, const py::array& x, const py::array& w
     const int8_t* wp = static_cast<const int8_t*>(w.data());
     const int32_t* wzp = d.w_zp.empty() ? nullptr : d.w_zp.data();
     if (IsDtype<uint8_t>(x))
-        DepthwiseConv2DS32(static_cast<const uint8_t*>(x.data()), wp, out, d.s, d.zp, d.mode, d.isa, d.threads, wzp, epi);
+        DepthwiseConv2DS32(static_cast<const uint8_t*>(x.data()), wp, out, d.s, d.zp, d.mode, d.isa, d.threads.threads,
+                           wzp, epi, d.threads.pool);
     else
-        DepthwiseConv2DS32(static_cast<const int8_t*>(x.data()), wp, out, d.s, d.zp, d.mode, d.isa, d.threads, wzp, epi);
+        DepthwiseConv2DS32(static_cast<const int8_t*>(x.data()), wp, out, d.s, d.zp, d.mode, d.isa, d.threads.threads,
+                           wzp, epi, d.threads.pool);
 }
 
 py::array_t<int32_t> DepthwiseConv2D(const py::array& x, const py::array& w, std::array<int64_t, 2> strides,
                                      std::array<int64_t, 2> dilations, std::array<int64_t, 4> pads,
                                      std::optional<int64_t> depth_multiplier, int64_t x_zero_point,
                                      const py::object& w_zp_obj, const py::object& mode_obj, const py::object& isa_obj,
-                                     int64_t threads_arg) {
+                                     const py::object& threads_arg) {
     const DepthwiseCall d = CheckDepthwise(x, w, strides, dilations, pads, depth_multiplier, x_zero_point, w_zp_obj,
                                            mode_obj, isa_obj, threads_arg);
     const DepthwiseConv2DShape& s = d.s;
@@ -252,7 +258,7 @@ py::array DepthwiseConv2DRequantizeFloat(const py::array& x, const py::array& w,
                                          const py::object& scale, const py::object& zero_point, int64_t qmin,
                                          int64_t qmax, const py::object& bias, std::optional<int64_t> depth_multiplier,
                                          int64_t x_zero_point, const py::object& w_zp_obj, const py::object& mode_obj,
-                                         const py::object& isa_obj, int64_t threads_arg, const py::object& out_dtype) {
+                                         const py::object& isa_obj, const py::object& threads_arg, const py::object& out_dtype) {
     const DepthwiseCall d = CheckDepthwise(x, w, strides, dilations, pads, depth_multiplier, x_zero_point, w_zp_obj,
                                            mode_obj, isa_obj, threads_arg);
     const int64_t oc = d.s.out_channels();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings/fused_requant_args.h"
+#include "bindings/threads_arg.h"
 #include "hwsim/conv2d.h"
 #include "hwsim/cpu_features.h"
 #include "hwsim/gemm.h"
@@ -135,7 +136,7 @@ AccOverflow parse_overflow(const py::object& obj) {
 
 // host: the CPU features recorded in the packed weights (nullptr: ask CPUID now).
 GemmOptions parse_options(const py::object& mode, int64_t acc_bits, const py::object& overflow, const std::string& isa,
-                          int64_t threads, bool count_overflow, const CpuFeatures* host = nullptr) {
+                          const py::object& threads, bool count_overflow, const CpuFeatures* host = nullptr) {
     GemmOptions opt;
     opt.mode = parse_mode(mode);
     if (acc_bits < 8 || acc_bits > 32)
@@ -151,10 +152,9 @@ GemmOptions parse_options(const py::object& mode, int64_t acc_bits, const py::ob
         if (!gemm_isa_supported(opt.isa, f))
             throw py::value_error("isa '" + isa + "' is not supported by this CPU (see hwsim._core.cpu_features())");
     }
-    if (threads < 0 || threads > 4096)
-        throw py::value_error("threads must be in [0, 4096] (0 = all hardware threads), got " +
-                              std::to_string(threads));
-    opt.threads = static_cast<int>(threads);
+    const ThreadsArg t = ParseThreads(threads, 4096);
+    opt.threads = t.threads;
+    opt.pool = t.pool;
     opt.count_overflow = count_overflow;
     return opt;
 }
@@ -234,6 +234,23 @@ Conv2dGeometry conv_geometry(const py::array& x, const PackedConvWeights& pw, co
 }  // namespace
 
 void bind_gemm(py::module_& m) {
+    py::class_<WorkerPool>(m, "Workers", R"doc(Workers(threads)
+
+A caller-owned pool of persistent worker threads (threads - 1 of them; the calling thread is the other
+one; 0 = all hardware threads). Pass it as ``threads=`` to the GEMM, convolution and depthwise functions
+instead of an int: they then use its threads instead of starting new ones per call. Idle workers spin
+for a few hundred microseconds after a job, then sleep. One job runs at a time (a concurrent call from
+another Python thread runs single-threaded). The threads end when the object is destroyed. Results are
+identical to any int thread count.)doc")
+        .def(py::init([](int64_t threads) {
+                 if (threads < 0 || threads > 1024)
+                     throw py::value_error("threads must be in [0, 1024] (0 = all hardware threads), got " +
+                                           std::to_string(threads));
+                 return new WorkerPool(static_cast<int>(threads));
+             }),
+             py::arg("threads"))
+        .def_property_readonly("threads", &WorkerPool::size, "Number of workers, the calling thread included.")
+        .def("__repr__", [](const WorkerPool& p) { return "Workers(threads=" + std::to_string(p.size()) + ")"; });
     py::enum_<GemmMode>(m, "GemmMode", "How GEMM products are summed (csrc/hwsim/gemm.h states the contract).")
         .value("EXACT", GemmMode::Exact, "exact sum of (a - a_zp)(b - b_zp), int32 wrap-around")
         .value("AVX2_PAIRS", GemmMode::Avx2Pairs,
@@ -304,7 +321,7 @@ b_zero_point: None (0), an int, or N ints, each in [-128, 127].)doc");
     m.def("gemm_s32",
           [](const py::object& a_obj, const py::object& b_obj, const py::object& a_zp_obj, const py::object& b_zp_obj,
              const py::object& mode, int64_t acc_bits, const py::object& overflow, const std::string& isa,
-             int64_t threads, bool count_overflow) -> py::object {
+             const py::object& threads, bool count_overflow) -> py::object {
               py::array a = checked_array(a_obj, "a", 2);
               const bool a_signed = activation_dtype(a, "a");
               const int32_t a_zp = activation_zero_point(a_zp_obj, a_signed, "a_zero_point");
@@ -342,7 +359,7 @@ channel) or a PackedWeights from pack_weights. a_zero_point in the dtype range o
 int or N ints in [-128, 127] (must be None for PackedWeights). mode: "exact" | "avx2_pairs" (or GemmMode);
 acc_bits in [8, 32]; overflow: "wrap" | "saturate" (or AccOverflow); isa: "auto" | "scalar" | "avx2" |
 "avx512_vnni" | "amx" (ValueError if this CPU lacks it; "amx" runs avx2_pairs on the AVX-512 kernel);
-threads: 0 = all hardware threads. The exact rules of
+threads: 0 = all hardware threads, or a Workers pool. The exact rules of
 every mode/accumulator/overflow count are in csrc/hwsim/gemm.h; all ISAs give identical integers.
 Returns the int32 array, or (array, overflow_count) when count_overflow=True.)doc");
 
@@ -377,7 +394,7 @@ Returns the int32 array, or (array, overflow_count) when count_overflow=True.)do
           [pack_conv](const py::object& x_obj, const py::object& w_obj, const py::object& x_zp_obj,
                       const py::object& w_zp_obj, const py::object& strides, const py::object& dilations,
                       const py::object& pads, const py::object& groups_obj, const py::object& mode, int64_t acc_bits,
-                      const py::object& overflow, const std::string& isa, int64_t threads,
+                      const py::object& overflow, const std::string& isa, const py::object& threads,
                       bool count_overflow) -> py::object {
               py::array x = checked_array(x_obj, "x", 4);
               const bool x_signed = activation_dtype(x, "x");
@@ -438,7 +455,7 @@ vector instructions of `isa` ("scalar" = portable code); all ISAs give identical
                       const py::object& x_zp_obj, const py::object& w_zp_obj, const py::object& strides,
                       const py::object& dilations, const py::object& pads, const py::object& groups_obj,
                       const py::object& mode, int64_t acc_bits, const py::object& overflow, const std::string& isa,
-                      int64_t threads, const py::object& out_dtype) -> py::object {
+                      const py::object& threads, const py::object& out_dtype) -> py::object {
               py::array x = checked_array(x_obj, "x", 4);
               const bool x_signed = activation_dtype(x, "x");
               const int32_t x_zp = activation_zero_point(x_zp_obj, x_signed, "x_zero_point");
@@ -481,7 +498,7 @@ vector instructions of `isa` ("scalar" = portable code); all ISAs give identical
           [](const py::object& a_obj, const py::object& b_obj, const py::object& scale, const py::object& zero_point,
              int64_t qmin, int64_t qmax, const py::object& bias, const py::object& a_zp_obj,
              const py::object& b_zp_obj, const py::object& mode, int64_t acc_bits, const py::object& overflow,
-             const std::string& isa, int64_t threads, const py::object& out_dtype) -> py::object {
+             const std::string& isa, const py::object& threads, const py::object& out_dtype) -> py::object {
               py::array a = checked_array(a_obj, "a", 2);
               const bool a_signed = activation_dtype(a, "a");
               const int32_t a_zp = activation_zero_point(a_zp_obj, a_signed, "a_zero_point");

@@ -77,7 +77,7 @@ inline int64_t conv2d_s32(const uint8_t* x, bool x_signed, int32_t x_zero_point,
         }
     };
     if (fan_out_groups) {
-        parallel_for_dynamic(groups, threads, [&](int, int64_t g) { run_group(g); });
+        parallel_for_dynamic(groups, threads, [&](int, int64_t g) { run_group(g); }, opt.pool);
     } else {
         for (int64_t g = 0; g < groups; ++g) run_group(g);
     }

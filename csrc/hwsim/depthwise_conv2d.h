@@ -96,7 +96,7 @@ inline DepthwiseIsa ResolveDepthwiseIsa(DepthwiseIsa isa) {
 // Runs body(begin, end) over contiguous chunks of [0, total) on up to `threads` threads (0 = all hardware
 // threads); each chunk writes a disjoint part of the output, so results do not depend on `threads`.
 template <typename Body>
-void ParallelChunks(int64_t total, int threads, const Body& body) {
+void ParallelChunks(int64_t total, int threads, const Body& body, WorkerPool* pool = nullptr) {
     if (total <= 0) return;
     const int workers = parallel_workers(total, threads);
     const int64_t chunks = std::min<int64_t>(total, int64_t{workers} * 4);
@@ -104,7 +104,7 @@ void ParallelChunks(int64_t total, int threads, const Body& body) {
     parallel_for_dynamic(chunks, workers, [&](int, int64_t i) {
         const int64_t b = i * per, e = std::min(total, b + per);
         if (b < e) body(b, e);
-    });
+    }, pool);
 }
 
 namespace depthwise_detail {
@@ -326,7 +326,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
 template <typename XT>
 void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const DepthwiseConv2DShape& s,
                         int32_t x_zero_point, DepthwiseMode mode, DepthwiseIsa isa, int threads,
-                        const int32_t* w_zero_point = nullptr, const TileEpilogue* epi = nullptr) {
+                        const int32_t* w_zero_point = nullptr, const TileEpilogue* epi = nullptr,
+                        WorkerPool* pool = nullptr) {
     const auto pw = depthwise_detail::PackWeights(w_ohwi, w_zero_point, s);
     const int64_t rows = static_cast<int64_t>(s.n) * s.out_h();
     const DepthwiseIsa path = ResolveDepthwiseIsa(isa);
@@ -348,7 +349,7 @@ void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const D
                 if (scratch && epi != nullptr) (*epi)(o, oc_n, row * ow_n, ow_n, 0, oc_n);
             }
             if (!scratch && epi != nullptr) (*epi)(out + b * ow_n * oc_n, oc_n, b * ow_n, (e - b) * ow_n, 0, oc_n);
-        });
+        }, pool);
         return;
     }
 #endif
@@ -365,7 +366,7 @@ void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const D
 #endif
         depthwise_detail::DepthwiseRowsScalar(x, pw, out, s, x_zero_point, mode, b, e);
         if (epi != nullptr) (*epi)(out + b * ow_n * oc_n, oc_n, b * ow_n, (e - b) * ow_n, 0, oc_n);
-    });
+    }, pool);
 }
 
 }  // namespace hwsim

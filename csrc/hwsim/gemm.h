@@ -45,6 +45,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "hwsim/cpu_features.h"
@@ -152,6 +153,124 @@ void pack_a_block(const GemmActivations<Rows>& a, int64_t m0, int64_t mr, int64_
 
 }  // namespace gemm_detail
 
+#if defined(HWSIM_HAVE_AMX_KERNEL)
+namespace gemm_detail {
+
+constexpr int64_t kAmxGroupRows = 32;            // rows of one block_32x64 call (2 A tiles)
+constexpr int64_t kAmxABlockBytes = 256 << 10;   // packed A block budget of one work item (L2)
+constexpr int64_t kAmxMaxGroups = 6;             // at most 192 rows per work item
+
+// Work items of mc rows (whole 32-row groups) x nc_panels panels. M is split before N here: every item
+// packs (gathers) its A block once for all of its panels, while B is already packed.
+inline Tiling choose_amx_tiling(int64_t m, int64_t panels, int64_t lda, int threads) {
+    Tiling t;
+    const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(kAmxMaxGroups, kAmxABlockBytes / (kAmxGroupRows * lda)));
+    int64_t g = std::min<int64_t>((m + kAmxGroupRows - 1) / kAmxGroupRows, cap);
+    t.nc_panels = std::max<int64_t>(panels, 1);
+    const int64_t want = threads > 1 ? 4 * static_cast<int64_t>(threads) : 1;
+    for (;;) {
+        t.mc = g * kAmxGroupRows;
+        t.m_tiles = (m + t.mc - 1) / t.mc;
+        t.n_tiles = (panels + t.nc_panels - 1) / t.nc_panels;
+        if (t.m_tiles * t.n_tiles >= want) break;
+        if (g > 1) {
+            g = (g + 1) / 2;
+        } else if (t.nc_panels > 1) {
+            t.nc_panels = (t.nc_panels + 1) / 2;
+        } else {
+            break;
+        }
+    }
+    return t;
+}
+
+}  // namespace gemm_detail
+
+// EXACT mode on AMX-INT8, K > kAmxMinK: the acc_bits = 32 Wrap result, the same integers as every other
+// path (the int32 wrap-around sum of all k; addition mod 2^32 is order independent). Every 32 x 64 block of
+// C is accumulated over the whole of K inside the tiles (no partial sums in memory), stored once to an
+// L1 scratch block, compensated (gemm_compensation.h) and handed to epi (or copied to c) right away.
+// A is packed per work item (all of K, +128 for int8 A); a dense uint8 A whose K is a multiple of 64 with
+// all-zero weight zero points (no row sums needed) is read by the tile loads in place, except for a last
+// group of fewer than 32 rows, which is copied so that no load reads past the end of A.
+template <class Rows>
+void gemm_amx_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc,
+                          int threads, const TileEpilogue* epi, WorkerPool* pool) {
+    const int64_t m = a.m, n = b.n, k = b.k;
+    const int64_t lda_p = gemm_detail::a_block_stride(k);
+    const int64_t steps = lda_p / amx_detail::kTileBytes;
+    const gemm_detail::Tiling t = gemm_detail::choose_amx_tiling(m, b.panels, lda_p, resolve_threads(threads));
+    const int64_t n_items = t.m_tiles * t.n_tiles;
+    const int workers = parallel_workers(n_items, threads);
+    const bool need_row_sum = !b.zero_point_all_zero;
+    bool direct = false;
+    const uint8_t* a_base = nullptr;
+    int64_t a_ld = 0;
+    if constexpr (std::is_same<Rows, DenseRows>::value) {
+        direct = !a.is_signed && !need_row_sum && k % amx_detail::kTileBytes == 0;
+        a_base = a.rows.base;
+        a_ld = a.rows.lda;
+    }
+    const int64_t block_rows = direct ? gemm_detail::kAmxGroupRows : t.mc;
+    std::vector<AlignedBuffer<uint8_t>> a_blocks;
+    std::vector<AlignedBuffer<int32_t>> stages;
+    std::vector<std::vector<int32_t>> row_sums;
+    for (int w = 0; w < workers; ++w) {
+        a_blocks.push_back(make_aligned_buffer<uint8_t>(block_rows * lda_p));
+        stages.push_back(make_aligned_buffer<int32_t>(gemm_detail::kAmxGroupRows * kPanelCols));
+        row_sums.emplace_back(static_cast<size_t>(t.mc), 0);
+    }
+    const int32_t a_zp_shifted = a.zero_point + (a.is_signed ? 128 : 0);
+    const GemmCompensation comp(b, a_zp_shifted);
+
+    parallel_for_dynamic(n_items, threads, [&](int worker, int64_t item) {
+        const int64_t mt = item / t.n_tiles, nt = item % t.n_tiles;
+        const int64_t m0 = mt * t.mc, mr = std::min(t.mc, m - m0);
+        const int64_t p_begin = nt * t.nc_panels, p_end = std::min(b.panels, p_begin + t.nc_panels);
+        uint8_t* a_block = a_blocks[worker].get();
+        int32_t* stage = stages[worker].get();
+        int32_t* row_sum = row_sums[worker].data();
+        if (!direct) {
+            std::fill(row_sum, row_sum + mr, 0);
+            gemm_detail::pack_a_block(a, m0, mr, 0, k, a_block, row_sum, need_row_sum);
+        } else if (mr % gemm_detail::kAmxGroupRows != 0) {
+            const int64_t r_tail = mr / gemm_detail::kAmxGroupRows * gemm_detail::kAmxGroupRows;
+            a.rows.copy_rows(m0 + r_tail, mr - r_tail, 0, k, a_block, lda_p);
+        }
+        amx_detail::configure_tiles();
+        for (int64_t p = p_begin; p < p_end; ++p) {
+            const int64_t n0 = p * kPanelCols;
+            const int64_t nv = std::min<int64_t>(kPanelCols, n - n0);
+            const int halves = nv > 32 ? 2 : 1;
+            for (int64_t r0 = 0; r0 < mr; r0 += gemm_detail::kAmxGroupRows) {
+                const int64_t rows = std::min<int64_t>(gemm_detail::kAmxGroupRows, mr - r0);
+                const uint8_t* a0 = a_block + r0 * lda_p;
+                int64_t la = lda_p;
+                if (direct) {
+                    if (rows == gemm_detail::kAmxGroupRows) {
+                        a0 = a_base + (m0 + r0) * a_ld;
+                        la = a_ld;
+                    } else {
+                        a0 = a_block;
+                    }
+                }
+                amx_detail::block_32x64(a0, a0 + amx_detail::kTileRows * la, la, steps, b.panel(p), stage, halves);
+                add_gemm_compensation(comp, GemmIsa::Amx, stage, kPanelCols, rows, n0, nv, row_sum + r0);
+                if (c != nullptr) {
+                    int32_t* ct = c + (m0 + r0) * ldc + n0;
+                    for (int64_t r = 0; r < rows; ++r)
+                        std::memcpy(ct + r * ldc, stage + r * kPanelCols, static_cast<size_t>(nv) * sizeof(int32_t));
+                    if (epi != nullptr) (*epi)(ct, ldc, m0 + r0, rows, n0, nv);
+                } else {
+                    (*epi)(stage, kPanelCols, m0 + r0, rows, n0, nv);
+                }
+            }
+        }
+        amx_detail::release_tiles();
+    }, pool);
+}
+#endif
+
 // The acc_bits = 32 Wrap result of `mode` with the kernels of `isa` (blocked, threaded). C rows have
 // stride ldc; only columns [0, b.n) are written. epi (optional) runs on every finished tile of C (one
 // mc-row block x panel range per work item), on the thread that computed it. c == nullptr (only with an
@@ -159,7 +278,7 @@ void pack_a_block(const GemmActivations<Rows>& a, int64_t m0, int64_t mr, int64_
 // int32 result is never written to memory.
 template <class Rows>
 void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t* c, int64_t ldc, GemmMode mode,
-                      GemmIsa isa, int threads, const TileEpilogue* epi = nullptr) {
+                      GemmIsa isa, int threads, const TileEpilogue* epi = nullptr, WorkerPool* pool = nullptr) {
     const int64_t m = a.m, n = b.n, k = b.k;
     if (m <= 0 || n <= 0) return;
     // AMX pads K to whole 64-byte tile rows: for short K most of every TDPBUSD multiplies padding, and the
@@ -167,6 +286,9 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     if (isa == GemmIsa::Amx && mode == GemmMode::Exact && k <= gemm_detail::kAmxMinK) isa = GemmIsa::Avx512Vnni;
     // Starting a thread costs tens of microseconds: small GEMMs run on fewer workers.
     threads = gemm_detail::work_limited_threads(threads, m * n * std::max<int64_t>(k, 1));
+#if defined(HWSIM_HAVE_AMX_KERNEL)
+    if (isa == GemmIsa::Amx && mode == GemmMode::Exact) return gemm_amx_blocked_s32(a, b, c, ldc, threads, epi, pool);
+#endif
     const GemmMicroKernel kernel = select_microkernel(isa, mode);
     const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads));
     const int64_t n_items = t.m_tiles * t.n_tiles;
@@ -222,7 +344,7 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
         }
         add_gemm_compensation(comp, isa, ct, lc, mr, col0, col1 - col0, row_sum);
         if (epi != nullptr) (*epi)(ct, lc, m0, mr, col0, col1 - col0);
-    });
+    }, pool);
 }
 
 // The sequential int64 path: every mode, acc_bits and overflow rule exactly as specified above, with the
@@ -349,7 +471,7 @@ int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t
                  const GemmOptions& opt, const TileEpilogue* epi = nullptr) {
     const bool default_acc = opt.acc_bits == 32 && opt.overflow == AccOverflow::Wrap;
     if (default_acc && !opt.count_overflow) {
-        gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi);
+        gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi, opt.pool);
         return 0;
     }
     std::unique_ptr<int32_t[]> own;  // c == nullptr: the paths below need the whole result in memory
@@ -370,11 +492,11 @@ int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t
     const int64_t exact_bound = k * amax_c * b.max_abs_b_minus_zp;  // >= |any partial sum of t_k|
     if (opt.mode == GemmMode::Exact) {
         if (exact_bound <= acc_max) {
-            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi);
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi, opt.pool);
             return 0;
         }
         if (opt.overflow == AccOverflow::Wrap && exact_bound <= i32_max) {
-            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads);
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, nullptr, opt.pool);
             int64_t count = 0;
             for (int64_t row = 0; row < a.m; ++row)
                 for (int64_t col = 0; col < b.n; ++col) {
@@ -389,7 +511,7 @@ int64_t gemm_s32(const GemmActivations<Rows>& a, const PackedWeights& b, int32_t
         const bool no_pair_saturates = 2 * amax_s * b.max_abs_b <= 32767;
         const int64_t raw_bound = k * amax_s * b.max_abs_b;
         if (no_pair_saturates && raw_bound <= acc_max && exact_bound <= i32_max) {
-            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi);
+            gemm_blocked_s32(a, b, c, ldc, opt.mode, opt.isa, opt.threads, epi, opt.pool);
             return 0;
         }
     }

@@ -103,6 +103,53 @@ HWSIM_TARGET_AMX inline void microkernel(const uint8_t* a, int64_t lda, int rows
     _tile_release();
 }
 
+// The tile configuration of block_32x64 (tmm0..3: C, tmm4..5: A, tmm6..7: B, all 16 rows x 64 bytes).
+// Loaded once per work item by the fused driver (gemm.h, gemm_amx_blocked_s32) and released at its end.
+HWSIM_TARGET_AMX inline void configure_tiles() {
+    TileConfig cfg;
+    for (int t = 0; t < 8; ++t) {
+        cfg.rows[t] = kTileRows;
+        cfg.colsb[t] = kTileBytes;
+    }
+    // GCC treats the configuration stores as dead (it does not see LDTILECFG read them): force them.
+    __asm__ volatile("" : : "r"(&cfg) : "memory");
+    _tile_loadconfig(&cfg);
+}
+
+HWSIM_TARGET_AMX inline void release_tiles() { _tile_release(); }
+
+// 32 rows x (32 * halves) columns of one packed-B panel over all `steps` 64-byte K steps, accumulated in
+// the tiles from zero (one TDPBUSD chain per C tile: the int32 wrap-around sum of every k, as VPDPBUSD),
+// stored to out (row stride 64 int32). a0: rows 0..15, a1: rows 16..31 (row stride lda, steps * 64
+// readable bytes per row; bytes past K must be 0 or meet zero weights). Needs configure_tiles().
+HWSIM_TARGET_AMX inline void block_32x64(const uint8_t* a0, const uint8_t* a1, int64_t lda, int64_t steps,
+                                         const int8_t* panel, int32_t* out, int halves) {
+    constexpr int64_t kOutStride = 64 * sizeof(int32_t);
+    for (int h = 0; h < halves; ++h) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        const int8_t* bc = panel + h * 32 * kKGroup;
+        for (int64_t s = 0; s < steps; ++s) {
+            const int8_t* bs = bc + s * kGroupsPerStep * kPanelGroupBytes;
+            _tile_loadd(4, a0 + s * kTileBytes, lda);
+            _tile_loadd(6, bs, kPanelGroupBytes);
+            _tile_loadd(7, bs + kTileBytes, kPanelGroupBytes);
+            _tile_loadd(5, a1 + s * kTileBytes, lda);
+            _tile_dpbusd(0, 4, 6);
+            _tile_dpbusd(1, 4, 7);
+            _tile_dpbusd(2, 5, 6);
+            _tile_dpbusd(3, 5, 7);
+        }
+        int32_t* o = out + h * 32;
+        _tile_stored(0, o, kOutStride);
+        _tile_stored(1, o + 16, kOutStride);
+        _tile_stored(2, o + kTileRows * 64, kOutStride);
+        _tile_stored(3, o + kTileRows * 64 + 16, kOutStride);
+    }
+}
+
 #undef HWSIM_TARGET_AMX
 
 }  // namespace amx_detail

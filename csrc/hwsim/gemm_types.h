@@ -8,6 +8,8 @@
 
 namespace hwsim {
 
+class WorkerPool;  // parallel.h
+
 // How the products are summed (see gemm.h for the exact definitions).
 enum class GemmMode {
     Exact,      // sum of (a - a_zp) * (b - b_zp[n]) computed exactly (then accumulator rules apply)
@@ -28,6 +30,7 @@ struct GemmOptions {
     GemmIsa isa = GemmIsa::Scalar;  // already resolved and checked by the caller
     int threads = 1;                // 0 = all hardware threads
     bool count_overflow = false;    // compute the overflow count (may select the sequential path)
+    WorkerPool* pool = nullptr;     // caller-owned persistent threads (threads = its size), or nullptr
 };
 
 // Plain int32 wrap-around arithmetic without signed-overflow UB: this is what VPADDD / VPDPBUSD do.

@@ -889,23 +889,33 @@ def simulate(model: QuantizedModel, x: np.ndarray, *, keep_intermediates: bool =
         for t, last in _last_use(model).items():
             if t not in g.outputs:
                 dead_after.setdefault(last, []).append(t)
+    # One pool of worker threads for the whole inference: starting threads per layer costs more than a
+    # small layer (the pool's threads end with it, at the end of this call).
+    pool = _core.Workers(threads) if threads > 1 else None
     for i, p in enumerate(model.plans):
         if p.mode == "fused":
             continue
-        ints[p.output] = run_plan(model, p, ints, threads)
+        ints[p.output] = run_plan(model, p, ints, threads, pool=pool)
         for t in dead_after.get(i, ()):
             ints.pop(t, None)
     outputs = {o: model.act[o].dequantize(ints[o]) for o in g.outputs}
     return SimulationResult(ints, outputs)
 
 
-def run_plan(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int = 1) -> np.ndarray:
-    """Output codes of one (non-fused) plan given the integer codes of its inputs in ``ints``."""
+def run_plan(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int = 1, *,
+             pool: Any = None) -> np.ndarray:
+    """Output codes of one (non-fused) plan given the integer codes of its inputs in ``ints``.
+
+    ``pool`` (a ``_core.Workers``) runs the fused convolution and GEMM kernels on its threads instead of
+    threads started per call; the integers are the same either way.
+    """
     if p.mode == "fused":
         raise HwsimError(f"node '{p.node.name}' is fused into its producer and has no output of its own")
     if p.mode == "fallback":
         return _run_fallback(model, p, ints)
-    return _RUNNERS[p.impl.kernel if p.op_kind not in _WEIGHTED else "weighted"](model, p, ints, threads)
+    if p.op_kind in _WEIGHTED:
+        return _run_weighted(model, p, ints, threads, pool)
+    return _RUNNERS[p.impl.kernel](model, p, ints, threads)
 
 
 def _last_use(model: QuantizedModel) -> dict[str, int]:
@@ -1048,7 +1058,8 @@ def accumulate_int16_reference(p: LayerPlan, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs, axis=1).reshape(n, oh, ow, o)
 
 
-def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int) -> np.ndarray:
+def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int,
+                  pool: Any = None) -> np.ndarray:
     x = ints[p.node.inputs[0]]
     if x.dtype == np.int16:  # 16x8: int64 accumulator, never the fused 8-bit kernels
         scheme = p.impl.requant.scheme if p.impl.requant is not None else "none"
@@ -1060,7 +1071,7 @@ def _run_weighted(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarra
     fused = p.consts.get("fused_requant")
     if fused is None:
         return _requantize(model, p, accumulate(model, p, x, threads=threads))
-    return _accumulate_requantized(p, x, fused, threads)
+    return _accumulate_requantized(p, x, fused, threads if pool is None else pool)
 
 
 def _fused_requant_args(p: LayerPlan, y_q: ActQuant) -> dict[str, Any] | None:
@@ -1079,7 +1090,7 @@ def _fused_requant_args(p: LayerPlan, y_q: ActQuant) -> dict[str, Any] | None:
             "qmin": c["act_min"], "qmax": c["act_max"], "bias": c["bias"], "out_dtype": y_q.dtype}
 
 
-def _accumulate_requantized(p: LayerPlan, x: np.ndarray, fused: dict[str, Any], threads: int) -> np.ndarray:
+def _accumulate_requantized(p: LayerPlan, x: np.ndarray, fused: dict[str, Any], threads: Any) -> np.ndarray:
     """``_requantize(accumulate(...))`` in one core call: the int32 tile is requantized where it is computed."""
     node, c = p.node, p.consts
     how = accumulation_mode(p, x)
@@ -1297,7 +1308,6 @@ def _run_pad(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], t
 
 
 _RUNNERS: dict[str, Callable[..., np.ndarray]] = {
-    "weighted": _run_weighted,
     "max_pool": _run_max_pool,
     "tflite_avg_pool": _run_avg_pool,
     "dpu_avg_pool": _run_avg_pool,
