@@ -36,6 +36,8 @@ from hwsim.frontends.tflite import import_tflite
 from hwsim.graph import load_model
 from hwsim.quant import scheme as qs
 from hwsim.targets import load_target
+from tflite_engine import mismatches as _mismatches
+from tflite_engine import run_interpreter
 
 pytestmark = pytest.mark.oracle
 
@@ -82,34 +84,7 @@ def _inputs(name: str, detail: dict) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _run_reference(name: str, feeds: list[np.ndarray]) -> dict[int, np.ndarray]:
-    it = Interpreter(model_path=str(DATA / f"{name}.tflite"),
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                     experimental_preserve_all_tensors=True, num_threads=1)
-    it.allocate_tensors()
-    (inp,) = it.get_input_details()
-    wanted = [d["index"] for d in it.get_tensor_details()]
-    got: dict[int, list[np.ndarray]] = {}
-    for feed in feeds:
-        it.set_tensor(inp["index"], feed)
-        it.invoke()
-        for idx in wanted:
-            try:
-                got.setdefault(idx, []).append(it.get_tensor(idx).copy())
-            except ValueError:  # a tensor the interpreter does not keep
-                pass
-    return {idx: np.concatenate(v) for idx, v in got.items() if v[0].ndim and v[0].shape[0] == 1}
-
-
-def _mismatches(ours: np.ndarray, engine: np.ndarray) -> str:
-    if ours.shape != engine.shape:
-        return f"shape {ours.shape} vs engine {engine.shape}"
-    d = ours.astype(np.int64) - engine.astype(np.int64)
-    bad = np.flatnonzero(d)
-    if not bad.size:
-        return ""
-    i = np.unravel_index(bad[0], d.shape)
-    return (f"{bad.size}/{d.size} differ (max |diff| {np.abs(d).max()}), first at {tuple(map(int, i))}: "
-            f"hwsim {int(ours[i])}, engine {int(engine[i])}")
+    return run_interpreter(DATA / f"{name}.tflite", feeds, reference=True)
 
 
 @pytest.mark.parametrize("name", MODELS)

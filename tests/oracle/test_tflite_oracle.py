@@ -33,6 +33,8 @@ from hwsim.emulate.float_ref import run_float
 from hwsim.emulate.simulator import ActQuant, quantize_for_target, quantize_tensor, simulate
 from hwsim.frontends.tflite import import_tflite
 from hwsim.targets import load_target
+from tflite_engine import mismatches as _mismatches
+from tflite_engine import run_interpreter
 
 pytestmark = pytest.mark.oracle
 
@@ -91,38 +93,7 @@ def _inputs(name: str, detail: dict) -> tuple[list[np.ndarray], np.ndarray]:
 
 
 def _run_engine(name: str, feeds: list[np.ndarray], *, reference: bool) -> dict[int, np.ndarray]:
-    """Every readable tensor (reference) or the outputs (default resolver), samples stacked on axis 0."""
-    path = str(DATA / f"{name}.tflite")
-    if reference:
-        it = Interpreter(model_path=path, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                         experimental_preserve_all_tensors=True, num_threads=1)
-    else:
-        it = Interpreter(model_path=path, num_threads=1)
-    it.allocate_tensors()
-    (inp,) = it.get_input_details()
-    wanted = [d["index"] for d in (it.get_tensor_details() if reference else it.get_output_details())]
-    got: dict[int, list[np.ndarray]] = {}
-    for feed in feeds:
-        it.set_tensor(inp["index"], feed)
-        it.invoke()
-        for idx in wanted:
-            try:
-                got.setdefault(idx, []).append(it.get_tensor(idx).copy())
-            except ValueError:  # a tensor the interpreter does not keep (scratch, folded constants)
-                pass
-    return {idx: np.concatenate(v) for idx, v in got.items() if v[0].ndim and v[0].shape[0] == 1}
-
-
-def _mismatches(ours: np.ndarray, engine: np.ndarray) -> str:
-    if ours.shape != engine.shape:
-        return f"shape {ours.shape} vs engine {engine.shape}"
-    d = ours.astype(np.int64) - engine.astype(np.int64)
-    bad = np.flatnonzero(d)
-    if not bad.size:
-        return ""
-    i = np.unravel_index(bad[0], d.shape)
-    return (f"{bad.size}/{d.size} differ (max |diff| {np.abs(d).max()}), first at {tuple(map(int, i))}: "
-            f"hwsim {int(ours[i])}, engine {int(engine[i])}")
+    return run_interpreter(DATA / f"{name}.tflite", feeds, reference=reference)
 
 
 @pytest.mark.parametrize("name", [_case(n, "arm_tflite") for n in QUANTIZED_MODELS])
