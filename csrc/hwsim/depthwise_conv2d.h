@@ -251,6 +251,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m51
     else return _mm512_maskz_cvtepu8_epi32(0xFFFF, b);
 }
 
+// Per int32 lane: the low 16 bits of a as the low half, the low 16 bits of b as the high half.
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m512i InterleaveLow16(__m512i a, __m512i b) {
+    return _mm512_mask_blend_epi16(static_cast<__mmask32>(0xAAAAAAAAu), a,
+                                   _mm512_maskz_slli_epi32(0xFFFF, b, 16));  // all-lanes form: see Load16
+}
+
 // Output row `row` (= n * OH + oh) of channels [0, OC) into out_row ([OW, OC] int32).
 template <typename XT, bool kPairs>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
@@ -272,6 +278,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
 #pragma GCC unroll 9
         for (int t = 0; t < 9; ++t) wv[t] = _mm512_maskz_loadu_epi32(m, pw.taps.data() + static_cast<int64_t>(t) * c_n + c0);
         const __m512i zp_wsum = _mm512_mullo_epi32(zpv, _mm512_maskz_loadu_epi32(m, pw.sum.data() + c0));
+        // Tap pairs (w0, w1) as int16 halves of each int32 lane (low, high) for VPMADDWD; tap 8 paired with 0.
+        __m512i wpair[5];
+#pragma GCC unroll 4
+        for (int t = 0; t < 8; t += 2) wpair[t / 2] = InterleaveLow16(wv[t], wv[t + 1]);
+        wpair[4] = _mm512_and_si512(wv[8], _mm512_set1_epi32(0xFFFF));
         for (int ow = 0; ow < ow_n; ++ow) {
             const int iw0 = ow * s.stride_w - s.pad_left;
             bool col_ok[3];
@@ -279,16 +290,21 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
             const int64_t base = (static_cast<int64_t>(ih0) * s.w + iw0) * c_n + c0;  // may be < 0; used only in bounds
             __m512i acc = _mm512_setzero_si512();
             if constexpr (!kPairs) {
-#pragma GCC unroll 3
-                for (int i = 0; i < 3; ++i) {
-                    if (!row_ok[i]) continue;
-#pragma GCC unroll 3
-                    for (int j = 0; j < 3; ++j) {
-                        if (!col_ok[j]) continue;
-                        const __m512i xv = _mm512_sub_epi32(Load16(x_img + (base + (static_cast<int64_t>(i) * s.w + j) * c_n), m), zpv);
-                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, wv[i * 3 + j]));
-                    }
+                // sum (x - zp) * w = sum x' * w - zp * sum(w), x' = x on taps inside the image and zp on
+                // padding taps (which then add nothing); |x'|, |w| <= 255 fit int16 and each VPMADDWD pair
+                // sum |x'0*w0 + x'1*w1| <= 2 * 255 * 255, so every step is exact in int32 (the same
+                // integers as summing the products one by one).
+                __m512i xt[9];
+#pragma GCC unroll 9
+                for (int t = 0; t < 9; ++t) {
+                    const int i = t / 3, j = t % 3;
+                    xt[t] = row_ok[i] && col_ok[j] ? Load16(x_img + (base + (static_cast<int64_t>(i) * s.w + j) * c_n), m) : zpv;
                 }
+#pragma GCC unroll 4
+                for (int t = 0; t < 8; t += 2)
+                    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(InterleaveLow16(xt[t], xt[t + 1]), wpair[t / 2]));
+                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(xt[8], wpair[4]));  // (x'8, *) . (w8, 0)
+                acc = _mm512_sub_epi32(acc, zp_wsum);
             } else {
                 __m512i xt[9];
 #pragma GCC unroll 9
