@@ -386,12 +386,26 @@ Returns the int32 array, or (array, overflow_count) when count_overflow=True.)do
         py::gil_scoped_release release;
         return pack_conv_weights(data, o, kh, kw, cg, groups, zp.empty() ? nullptr : zp.data());
     };
+    // w as given to the conv bindings: PackedConvWeights (its groups and zero points are packed in) or a raw
+    // OHWI array packed here with groups (default 1) and w_zero_point.
+    auto conv_weights = [pack_conv](const py::object& w_obj, const py::object& w_zp_obj,
+                                    const py::object& groups_obj) -> std::shared_ptr<PackedConvWeights> {
+        if (!py::isinstance<PackedConvWeights>(w_obj))
+            return pack_conv(w_obj, groups_obj.is_none() ? 1 : checked_int(groups_obj, "groups"), w_zp_obj);
+        if (!w_zp_obj.is_none())
+            throw py::value_error("w_zero_point must be None when w is PackedConvWeights (it is packed in)");
+        auto packed = py::cast<std::shared_ptr<PackedConvWeights>>(w_obj);
+        if (!groups_obj.is_none() && checked_int(groups_obj, "groups") != packed->groups)
+            throw py::value_error("groups does not match the groups w was packed with (" +
+                                  std::to_string(packed->groups) + ")");
+        return packed;
+    };
     m.def("pack_conv_weights", pack_conv, py::arg("w"), py::kw_only(), py::arg("groups") = 1,
           py::arg("w_zero_point") = py::none(),
           R"doc(Pack OHWI int8 conv weights w [O, KH, KW, C/groups] for conv2d_s32 (per-group GEMM weights).)doc");
 
     m.def("conv2d_s32",
-          [pack_conv](const py::object& x_obj, const py::object& w_obj, const py::object& x_zp_obj,
+          [conv_weights](const py::object& x_obj, const py::object& w_obj, const py::object& x_zp_obj,
                       const py::object& w_zp_obj, const py::object& strides, const py::object& dilations,
                       const py::object& pads, const py::object& groups_obj, const py::object& mode, int64_t acc_bits,
                       const py::object& overflow, const std::string& isa, const py::object& threads,
@@ -399,18 +413,7 @@ Returns the int32 array, or (array, overflow_count) when count_overflow=True.)do
               py::array x = checked_array(x_obj, "x", 4);
               const bool x_signed = activation_dtype(x, "x");
               const int32_t x_zp = activation_zero_point(x_zp_obj, x_signed, "x_zero_point");
-              std::shared_ptr<PackedConvWeights> packed;
-              if (py::isinstance<PackedConvWeights>(w_obj)) {
-                  if (!w_zp_obj.is_none())
-                      throw py::value_error("w_zero_point must be None when w is PackedConvWeights (it is packed in)");
-                  packed = py::cast<std::shared_ptr<PackedConvWeights>>(w_obj);
-                  if (!groups_obj.is_none() && checked_int(groups_obj, "groups") != packed->groups)
-                      throw py::value_error("groups does not match the groups w was packed with (" +
-                                            std::to_string(packed->groups) + ")");
-              } else {
-                  const int64_t g = groups_obj.is_none() ? 1 : checked_int(groups_obj, "groups");
-                  packed = pack_conv(w_obj, g, w_zp_obj);
-              }
+              const std::shared_ptr<PackedConvWeights> packed = conv_weights(w_obj, w_zp_obj, groups_obj);
               const Conv2dGeometry geo = conv_geometry(x, *packed, strides, dilations, pads);
               const int64_t oh = geo.out_h(), ow = geo.out_w();
               const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, count_overflow, &packed->host);
@@ -450,7 +453,7 @@ uint8, int16, uint16, int32 or None (the smallest holding [qmin, qmax]). The req
 vector instructions of `isa` ("scalar" = portable code); all ISAs give identical integers.)doc";
 
     m.def("conv2d_requantize_float",
-          [pack_conv](const py::object& x_obj, const py::object& w_obj, const py::object& scale,
+          [conv_weights](const py::object& x_obj, const py::object& w_obj, const py::object& scale,
                       const py::object& zero_point, int64_t qmin, int64_t qmax, const py::object& bias,
                       const py::object& x_zp_obj, const py::object& w_zp_obj, const py::object& strides,
                       const py::object& dilations, const py::object& pads, const py::object& groups_obj,
@@ -459,18 +462,7 @@ vector instructions of `isa` ("scalar" = portable code); all ISAs give identical
               py::array x = checked_array(x_obj, "x", 4);
               const bool x_signed = activation_dtype(x, "x");
               const int32_t x_zp = activation_zero_point(x_zp_obj, x_signed, "x_zero_point");
-              std::shared_ptr<PackedConvWeights> packed;
-              if (py::isinstance<PackedConvWeights>(w_obj)) {
-                  if (!w_zp_obj.is_none())
-                      throw py::value_error("w_zero_point must be None when w is PackedConvWeights (it is packed in)");
-                  packed = py::cast<std::shared_ptr<PackedConvWeights>>(w_obj);
-                  if (!groups_obj.is_none() && checked_int(groups_obj, "groups") != packed->groups)
-                      throw py::value_error("groups does not match the groups w was packed with (" +
-                                            std::to_string(packed->groups) + ")");
-              } else {
-                  const int64_t g = groups_obj.is_none() ? 1 : checked_int(groups_obj, "groups");
-                  packed = pack_conv(w_obj, g, w_zp_obj);
-              }
+              const std::shared_ptr<PackedConvWeights> packed = conv_weights(w_obj, w_zp_obj, groups_obj);
               const Conv2dGeometry geo = conv_geometry(x, *packed, strides, dilations, pads);
               const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false, &packed->host);
               const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, geo.out_c);
