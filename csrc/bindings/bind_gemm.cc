@@ -318,24 +318,31 @@ hardware_threads (what threads=0 means).)doc");
 
 b_zero_point: None (0), an int, or N ints, each in [-128, 127].)doc");
 
+    // b as given to the GEMM bindings: PackedWeights (zero points packed in) or a raw [N, K] int8 array packed
+    // here with b_zero_point; its K must match a's.
+    auto gemm_weights = [](const py::array& a, const py::object& b_obj,
+                           const py::object& b_zp_obj) -> std::shared_ptr<PackedWeights> {
+        std::shared_ptr<PackedWeights> packed;
+        if (py::isinstance<PackedWeights>(b_obj)) {
+            if (!b_zp_obj.is_none())
+                throw py::value_error("b_zero_point must be None when b is PackedWeights (it is packed in)");
+            packed = py::cast<std::shared_ptr<PackedWeights>>(b_obj);
+        } else {
+            packed = pack_weights_from_array(b_obj, b_zp_obj);
+        }
+        if (a.shape(1) != packed->k)
+            throw py::value_error("K mismatch: a has shape (" + std::to_string(a.shape(0)) + ", " +
+                                  std::to_string(a.shape(1)) + ") but b has K = " + std::to_string(packed->k));
+        return packed;
+    };
     m.def("gemm_s32",
-          [](const py::object& a_obj, const py::object& b_obj, const py::object& a_zp_obj, const py::object& b_zp_obj,
+          [gemm_weights](const py::object& a_obj, const py::object& b_obj, const py::object& a_zp_obj, const py::object& b_zp_obj,
              const py::object& mode, int64_t acc_bits, const py::object& overflow, const std::string& isa,
              const py::object& threads, bool count_overflow) -> py::object {
               py::array a = checked_array(a_obj, "a", 2);
               const bool a_signed = activation_dtype(a, "a");
               const int32_t a_zp = activation_zero_point(a_zp_obj, a_signed, "a_zero_point");
-              std::shared_ptr<PackedWeights> packed;
-              if (py::isinstance<PackedWeights>(b_obj)) {
-                  if (!b_zp_obj.is_none())
-                      throw py::value_error("b_zero_point must be None when b is PackedWeights (it is packed in)");
-                  packed = py::cast<std::shared_ptr<PackedWeights>>(b_obj);
-              } else {
-                  packed = pack_weights_from_array(b_obj, b_zp_obj);
-              }
-              if (a.shape(1) != packed->k)
-                  throw py::value_error("K mismatch: a has shape (" + std::to_string(a.shape(0)) + ", " +
-                                        std::to_string(a.shape(1)) + ") but b has K = " + std::to_string(packed->k));
+              const std::shared_ptr<PackedWeights> packed = gemm_weights(a, b_obj, b_zp_obj);
               const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, count_overflow, &packed->host);
               const int64_t mm = a.shape(0), nn = packed->n;
               py::array_t<int32_t> out({mm, nn});
@@ -487,24 +494,14 @@ vector instructions of `isa` ("scalar" = portable code); all ISAs give identical
            kFusedDoc).c_str());
 
     m.def("gemm_requantize_float",
-          [](const py::object& a_obj, const py::object& b_obj, const py::object& scale, const py::object& zero_point,
+          [gemm_weights](const py::object& a_obj, const py::object& b_obj, const py::object& scale, const py::object& zero_point,
              int64_t qmin, int64_t qmax, const py::object& bias, const py::object& a_zp_obj,
              const py::object& b_zp_obj, const py::object& mode, int64_t acc_bits, const py::object& overflow,
              const std::string& isa, const py::object& threads, const py::object& out_dtype) -> py::object {
               py::array a = checked_array(a_obj, "a", 2);
               const bool a_signed = activation_dtype(a, "a");
               const int32_t a_zp = activation_zero_point(a_zp_obj, a_signed, "a_zero_point");
-              std::shared_ptr<PackedWeights> packed;
-              if (py::isinstance<PackedWeights>(b_obj)) {
-                  if (!b_zp_obj.is_none())
-                      throw py::value_error("b_zero_point must be None when b is PackedWeights (it is packed in)");
-                  packed = py::cast<std::shared_ptr<PackedWeights>>(b_obj);
-              } else {
-                  packed = pack_weights_from_array(b_obj, b_zp_obj);
-              }
-              if (a.shape(1) != packed->k)
-                  throw py::value_error("K mismatch: a has shape (" + std::to_string(a.shape(0)) + ", " +
-                                        std::to_string(a.shape(1)) + ") but b has K = " + std::to_string(packed->k));
+              const std::shared_ptr<PackedWeights> packed = gemm_weights(a, b_obj, b_zp_obj);
               const GemmOptions opt = parse_options(mode, acc_bits, overflow, isa, threads, false, &packed->host);
               const int64_t mm = a.shape(0), nn = packed->n;
               const FusedRequantArgs r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, nn);
