@@ -289,29 +289,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
             for (int j = 0; j < 3; ++j) col_ok[j] = iw0 + j >= 0 && iw0 + j < s.w;
             const int64_t base = (static_cast<int64_t>(ih0) * s.w + iw0) * c_n + c0;  // may be < 0; used only in bounds
             __m512i acc = _mm512_setzero_si512();
+            // the 9 taps, 16 channels each: x inside the image, the zero point on padding taps
+            __m512i xt[9];
+#pragma GCC unroll 9
+            for (int t = 0; t < 9; ++t) {
+                const int i = t / 3, j = t % 3;
+                xt[t] = row_ok[i] && col_ok[j] ? Load16(x_img + (base + (static_cast<int64_t>(i) * s.w + j) * c_n), m) : zpv;
+            }
             if constexpr (!kPairs) {
                 // sum (x - zp) * w = sum x' * w - zp * sum(w), x' = x on taps inside the image and zp on
                 // padding taps (which then add nothing); |x'|, |w| <= 255 fit int16 and each VPMADDWD pair
                 // sum |x'0*w0 + x'1*w1| <= 2 * 255 * 255, so every step is exact in int32 (the same
                 // integers as summing the products one by one).
-                __m512i xt[9];
-#pragma GCC unroll 9
-                for (int t = 0; t < 9; ++t) {
-                    const int i = t / 3, j = t % 3;
-                    xt[t] = row_ok[i] && col_ok[j] ? Load16(x_img + (base + (static_cast<int64_t>(i) * s.w + j) * c_n), m) : zpv;
-                }
 #pragma GCC unroll 4
                 for (int t = 0; t < 8; t += 2)
                     acc = _mm512_add_epi32(acc, _mm512_madd_epi16(InterleaveLow16(xt[t], xt[t + 1]), wpair[t / 2]));
                 acc = _mm512_add_epi32(acc, _mm512_madd_epi16(xt[8], wpair[4]));  // (x'8, *) . (w8, 0)
                 acc = _mm512_sub_epi32(acc, zp_wsum);
             } else {
-                __m512i xt[9];
-#pragma GCC unroll 9
-                for (int t = 0; t < 9; ++t) {
-                    const int i = t / 3, j = t % 3;
-                    xt[t] = row_ok[i] && col_ok[j] ? Load16(x_img + (base + (static_cast<int64_t>(i) * s.w + j) * c_n), m) : zpv;
-                }
 #pragma GCC unroll 4
                 for (int t = 0; t < 8; t += 2) {
                     __m512i pair = _mm512_add_epi32(_mm512_mullo_epi32(xt[t], wv[t]), _mm512_mullo_epi32(xt[t + 1], wv[t + 1]));
