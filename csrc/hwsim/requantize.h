@@ -76,6 +76,19 @@ struct FloatRequantPlan {
   std::vector<int64_t> z, lo_i, hi_i;
   std::vector<int32_t> z32, bias_i;
 
+  // The per-column constants the SIMD kernels read, starting at column col0 (float plans only).
+  FloatRequantColumns columns(int64_t col0) const {
+    static_assert(std::is_same<Real, float>::value, "the SIMD kernels are float32");
+    FloatRequantColumns k;
+    k.scale = s.data() + col0;
+    k.lo = lo_f.data() + col0;
+    k.hi = hi_f.data() + col0;
+    k.zp = z32.data() + col0;
+    k.bias_i = bias_i.empty() ? nullptr : bias_i.data() + col0;
+    k.bias_add = bias_add.data() + col0;
+    return k;
+  }
+
   // The plan for channels [0, C) repeated `times` times (a [rows, C] array seen as [rows / times, C * times]).
   FloatRequantPlan tiled(int64_t times) const {
     FloatRequantPlan t = *this;
@@ -135,13 +148,7 @@ void ApplyRequantizeFloat(const FloatRequantPlan<Real>& p, const int32_t* acc, i
     // the portable loop, which the compiler may vectorise on its own.
     if constexpr (std::is_same<Real, float>::value) {
       if (o.rounding == RoundingMode::HALF_TO_EVEN && p.isa != RequantIsa::Scalar) {
-        FloatRequantColumns k;
-        k.scale = p.s.data() + col0;
-        k.lo = p.lo_f.data() + col0;
-        k.hi = p.hi_f.data() + col0;
-        k.zp = p.z32.data() + col0;
-        k.bias_i = p.bias_i.empty() ? nullptr : p.bias_i.data() + col0;
-        k.bias_add = p.bias_add.data() + col0;
+        const FloatRequantColumns k = p.columns(col0);
         auto run = [&](auto divides_tag) {
           constexpr bool kDiv = decltype(divides_tag)::value;
           if (o.bias == FloatBias::INT32) RequantizeFloatRneRows<kDiv, 1, Out>(p.isa, acc, lda, rows, cols, k, out, ldo);

@@ -76,12 +76,7 @@ struct FloatRequantEpilogue {
             const FloatRequantOptions& o = p.o;
             if (p.small && p.isa == RequantIsa::Avx512 && o.rounding == RoundingMode::HALF_TO_EVEN &&
                 !o.scale_divides && (o.bias == FloatBias::NONE || o.bias == FloatBias::INT32) && rows > 0 && cols > 0) {
-                FloatRequantColumns k;
-                k.scale = p.s.data() + col0;
-                k.lo = p.lo_f.data() + col0;
-                k.hi = p.hi_f.data() + col0;
-                k.zp = p.z32.data() + col0;
-                k.bias_i = p.bias_i.empty() ? nullptr : p.bias_i.data() + col0;
+                const FloatRequantColumns k = p.columns(col0);
                 if (o.bias == FloatBias::INT32)
                     requant_epilogue_detail::ColumnsAvx512<1, Out>(tile, ldc, rows, cols, k, y, self->ldo);
                 else
