@@ -231,6 +231,7 @@ class _Importer:
         self.producer: dict[str, Any] = {o: n for n in g.node for o in n.output if o}
         self.merge_double_qdq = merge_double_qdq
         self.merged_q_outputs: set[str] = set()
+        self.merged_relu_input: dict[str, str] = {}  # IR ReLU kept for a merged pair -> its producer's tensor
         self.const: dict[str, np.ndarray] = {}
         self.logical: dict[str, str] = {}  # constant name -> its ONNX integer type when sub-byte (int4, ...)
         self.qconst: dict[str, _QConst] = {}
@@ -1380,9 +1381,23 @@ class _Importer:
         # parameters.
         merged = self.ort_double_qdq(n, old, spec, dtype) if self.merge_double_qdq else None
         if merged is not None:
-            self.quant[v.ir] = merged
-            self.define(n.output[0], v.ir, v.perm)
             self.merged_q_outputs.add(n.output[0])  # its DequantizeLinear now reads the merged parameters
+            src = self.merged_relu_input.get(v.ir)
+            if src is not None:  # a later pair of the same chain: the producer and its ReLU move together
+                self.quant[src] = self.quant[v.ir] = merged
+                self.define(n.output[0], v.ir, v.perm)
+                return
+            self.quant[v.ir] = merged
+            if int(spec.zero_point[0]) != spec.qmin:
+                self.define(n.output[0], v.ir, v.perm)
+                return
+            # The removed activation was a ReLU: keep it in the graph with the producer's (merged) parameters.
+            # The integers do not change (the simulator fuses a ReLU whose parameters equal its producer's,
+            # and the clamp is implied by the zero point), and the float reference keeps the model's ReLU.
+            ir = self.emit("ReLU", [v.ir], None, self.ir_name_for(n.output[0], v.perm), self.node_name(n))
+            self.quant[ir] = merged
+            self.merged_relu_input[ir] = v.ir
+            self.define(n.output[0], ir, v.perm)
             return
         out = self.ir_name_for(n.output[0], v.perm)
         if int(spec.zero_point[0]) == spec.qmin:
