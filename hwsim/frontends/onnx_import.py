@@ -32,7 +32,9 @@ Quantized models follow /work/coord/prequant-contract.md (docs/format.md, "Pre-q
 - ``Q(DQ(q))`` with other parameters (onnxruntime's quantizer leaves one where it removed a Relu/Clip that
   a Transpose separated from its Conv) is merged into one quantization with the parameters onnxruntime's
   DoubleQDQPairsRemover computes when it loads the model (``merge_double_qdq=True``, where the chain is
-  removable: single consumers, no graph outputs), so the import computes what onnxruntime runs. Otherwise
+  removable: single consumers, no graph outputs), so the import computes what onnxruntime runs (where the
+  pair stood for a removed ReLU, an IR ``ReLU`` with the producer's parameters stays, which the simulator
+  fuses: same integers, and the float reference keeps the ReLU). Otherwise
   it is a requantization: an IR ``ReLU`` when the new zero point is the bottom of the range (the clamp is
   then implied by saturation), else an identity ``Reshape``, whose output carries the new QuantSpec.
 - A float Conv/Gemm output that feeds only a quantized ReLU/ReLU6 takes the activation's QuantSpec (the
