@@ -194,7 +194,22 @@ def _clip_to_observed(lo: float, hi: float, h: StreamingHistogram) -> tuple[floa
     return max(lo, h.min), min(hi, h.max)
 
 
-class PercentileObserver:
+class _StreamingHistogramObserver:
+    """Base of the observers that stream a histogram (``self.hist``) and read their range off it."""
+
+    hist: StreamingHistogram
+
+    def update(self, batch) -> None:
+        self.hist.update(batch)
+
+    def _histogram(self) -> StreamingHistogram | None:
+        """The histogram, or None when every observed value was the same (a zero-width histogram)."""
+        if self.hist.min is None:
+            raise HwsimError("observer: no calibration data was observed")
+        return None if self.hist.width is None else self.hist
+
+
+class PercentileObserver(_StreamingHistogramObserver):
     """Range from percentiles of the data, read off a streaming histogram.
 
     ``symmetric=False``: min = the ``(100 - p)``-th percentile, max = the ``p``-th percentile (each tail holds
@@ -212,14 +227,9 @@ class PercentileObserver:
         self.symmetric = symmetric
         self.hist = StreamingHistogram(num_bins, absolute=symmetric)
 
-    def update(self, batch) -> None:
-        self.hist.update(batch)
-
     def range(self) -> tuple[float, float]:
-        h = self.hist
-        if h.min is None:
-            raise HwsimError("observer: no calibration data was observed")
-        if h.width is None:
+        h = self._histogram()
+        if h is None:
             return 0.0, 0.0
         cdf = np.cumsum(h.counts) / h.counts.sum()
         edges = h.edges()
@@ -233,7 +243,7 @@ class PercentileObserver:
         return _clip_to_observed(lo, hi, h)
 
 
-class MSEObserver:
+class MSEObserver(_StreamingHistogramObserver):
     """Clipping range minimising the quantization mean squared error, estimated on a streaming histogram.
 
     Candidate ranges shrink the observed range uniformly: ``(a·min, a·max)`` for ``a = k / grid``,
@@ -249,14 +259,9 @@ class MSEObserver:
         self.rounding = rounding
         self.hist = StreamingHistogram(num_bins, absolute=False)
 
-    def update(self, batch) -> None:
-        self.hist.update(batch)
-
     def range(self) -> tuple[float, float]:
-        h = self.hist
-        if h.min is None:
-            raise HwsimError("observer: no calibration data was observed")
-        if h.width is None:
+        h = self._histogram()
+        if h is None:
             return 0.0, 0.0
         qmin, qmax = qrange(self.bits, self.signed)
         c = h.centers()
@@ -327,7 +332,7 @@ def kl_threshold(counts: np.ndarray, edges: np.ndarray, num_quantized_bins: int 
     return float(edges[best_i])
 
 
-class KLObserver:
+class KLObserver(_StreamingHistogramObserver):
     """Entropy (KL-divergence) calibration, TensorRT style (:func:`kl_threshold`).
 
     Streams a 2048-bin histogram of ``|x|`` and searches thresholds from bin 128 (``num_quantized_bins``)
@@ -339,14 +344,9 @@ class KLObserver:
         self.num_quantized_bins = num_quantized_bins
         self.hist = StreamingHistogram(num_bins, absolute=True)
 
-    def update(self, batch) -> None:
-        self.hist.update(batch)
-
     def threshold(self) -> float:
-        h = self.hist
-        if h.min is None:
-            raise HwsimError("observer: no calibration data was observed")
-        if h.width is None:
+        h = self._histogram()
+        if h is None:
             return 0.0
         t = kl_threshold(h.counts, h.edges(), self.num_quantized_bins)
         return min(t, max(-h.min, h.max))
