@@ -124,10 +124,13 @@ if {engine!r} == "ort":
     x = np.random.default_rng(1).normal(0, 1, s.get_inputs()[0].shape).astype(np.float32)
     times = b.time_runs(lambda: s.run(None, {{name: x}}), {runs})
 else:
+    from hwsim import _core
     from hwsim.emulate.simulator import simulate
     g, qm = b.hwsim_model(p)
     x = np.random.default_rng(1).normal(0, 1, g.inputs[0].shape).astype(np.float32)
-    times = b.time_runs(lambda: simulate(qm, x, keep_intermediates=False, threads={threads}), {runs})
+    # the worker pool lives as long as the model, like onnxruntime's thread pool lives with its session
+    pool = _core.Workers({threads}) if {threads} != 1 else 1
+    times = b.time_runs(lambda: simulate(qm, x, keep_intermediates=False, threads=pool), {runs})
 print(json.dumps([times, b.vm_hwm_mib()]))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

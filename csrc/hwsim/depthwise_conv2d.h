@@ -343,10 +343,11 @@ void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const D
     const int64_t rows = static_cast<int64_t>(s.n) * s.out_h();
     const DepthwiseIsa path = ResolveDepthwiseIsa(isa);
     const int64_t oc_n = s.out_channels(), ow_n = s.out_w();
-    // Starting a thread costs tens of microseconds: small layers run on fewer workers (speed only).
-    constexpr int64_t kMinMacsPerWorker = int64_t{1} << 19;
+    // Starting a thread costs tens of microseconds: small layers run on fewer workers (speed only). A
+    // pool's workers are already running, so a few microseconds of work are worth handing over.
+    const int64_t min_macs_per_worker = pool != nullptr ? int64_t{1} << 15 : int64_t{1} << 19;
     const int64_t macs = rows * ow_n * oc_n * s.kh * s.kw;
-    threads = static_cast<int>(std::min<int64_t>(resolve_threads(threads), std::max<int64_t>(1, macs / kMinMacsPerWorker)));
+    threads = static_cast<int>(std::min<int64_t>(resolve_threads(threads), std::max<int64_t>(1, macs / min_macs_per_worker)));
 #if defined(HWSIM_HAVE_DW3X3_AVX512)
     if (path == DepthwiseIsa::kAvx512 && depthwise_detail::Depthwise3x3FastApplies(s)) {
         auto row_fn = mode == DepthwiseMode::kFbgemmPairs ? &depthwise_detail::DepthwiseRow3x3Avx512<XT, true>

@@ -92,41 +92,75 @@ constexpr int64_t kMaxBlockM = 192;  // M block: packed A block of 192 x 512 (AM
 
 constexpr int64_t kAmxMinK = 32;       // K <= this runs the VNNI kernel instead of AMX (see gemm_blocked_s32)
 constexpr int64_t kMinMacsPerWorker = int64_t{3} << 20;  // ~10 us of VNNI/AMX work per extra thread
+// With a WorkerPool the extra workers are already running (spinning between jobs): handing them work
+// costs about a microsecond, not a thread start.
+constexpr int64_t kMinMacsPerPoolWorker = int64_t{1} << 17;
 
-// The thread count for a GEMM of `macs` multiply-accumulates: one worker per kMinMacsPerWorker, at most
-// `threads` (resolved), at least 1. Only the speed depends on it, never the result.
-inline int work_limited_threads(int threads, int64_t macs) {
-    const int64_t by_work = std::max<int64_t>(1, macs / kMinMacsPerWorker);
+// The thread count for a GEMM of `macs` multiply-accumulates: one worker per kMinMacsPerWorker (or
+// kMinMacsPerPoolWorker with a pool), at most `threads` (resolved), at least 1. Only the speed depends on
+// it, never the result.
+inline int work_limited_threads(int threads, int64_t macs, bool pooled = false) {
+    const int64_t by_work = std::max<int64_t>(1, macs / (pooled ? kMinMacsPerPoolWorker : kMinMacsPerWorker));
     return static_cast<int>(std::min<int64_t>(resolve_threads(threads), by_work));
 }
 
 // Row stride of a packed A block: whole 64-byte AMX tile rows.
 inline int64_t a_block_stride(int64_t kc) { return (kc + 63) / 64 * 64; }
 
+// Work items of a blocked GEMM. M is cut into one contiguous chunk of rows per worker (chunk starts on
+// whole multiples of `granule` rows), each chunk into m_sub tiles of at most mc rows, each tile into
+// n_tiles ranges of nc_panels panels. Items are numbered chunk by chunk, so the per-worker item ranges of
+// parallel_for_dynamic are exactly the chunks: with a pool, a worker computes the same rows of every
+// layer's output and reads, in the next layer, rows it wrote itself (parallel.h). An item may be empty
+// (mr <= 0) when M is tiny.
 struct Tiling {
-    int64_t mc = 0, nc_panels = 0, m_tiles = 0, n_tiles = 0;
+    int64_t m = 0, chunks = 1, granule = 1, m_sub = 1, mc = 0, nc_panels = 1, n_tiles = 1, panels = 0;
+
+    int64_t items() const { return chunks * m_sub * n_tiles; }
+    int64_t chunk_begin(int64_t c) const { return c >= chunks ? m : m * c / chunks / granule * granule; }
+    // Rows [*m0, *m0 + *mr) and panels [*p0, *p1) of item i.
+    void item(int64_t i, int64_t* m0, int64_t* mr, int64_t* p0, int64_t* p1) const {
+        const int64_t per_chunk = m_sub * n_tiles;
+        const int64_t c = i / per_chunk, l = i % per_chunk, ms = l / n_tiles, nt = l % n_tiles;
+        *m0 = chunk_begin(c) + ms * mc;
+        *mr = std::min(mc, chunk_begin(c + 1) - *m0);
+        *p0 = nt * nc_panels;
+        *p1 = std::min(panels, *p0 + nc_panels);
+    }
 };
 
-// Tiles of mc rows x nc_panels panels, enough of them (>= 4 per thread) for dynamic load balancing;
-// N is split before M because a smaller M block re-reads all of B once more.
-inline Tiling choose_tiling(int64_t m, int64_t panels, int threads) {
+// Tiles of at most max_rows rows (a multiple of granule) x at most max_nc panels, one row chunk per
+// thread; with several threads every chunk has at least two items where the shape allows, so a worker
+// that finishes first has something to take over.
+inline Tiling choose_tiling(int64_t m, int64_t panels, int threads, int64_t granule, int64_t max_rows,
+                            int64_t max_nc) {
+    auto ceil_div = [](int64_t v, int64_t d) { return (v + d - 1) / d; };
     Tiling t;
-    auto round_up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };
-    t.mc = std::min<int64_t>(round_up(std::max<int64_t>(m, 1), kMicroRows), kMaxBlockM);
-    t.nc_panels = std::min<int64_t>(std::max<int64_t>(panels, 1), 8);
-    const int64_t want = threads > 1 ? 4 * static_cast<int64_t>(threads) : 1;
-    for (;;) {
-        t.m_tiles = (m + t.mc - 1) / t.mc;
-        t.n_tiles = (panels + t.nc_panels - 1) / t.nc_panels;
-        if (t.m_tiles * t.n_tiles >= want) break;
-        if (t.nc_panels > 1) {
-            t.nc_panels = (t.nc_panels + 1) / 2;
-        } else if (t.mc > 4 * kMicroRows) {
-            t.mc = round_up(t.mc / 2, kMicroRows);
-        } else {
-            break;
+    t.m = std::max<int64_t>(m, 0);
+    t.panels = std::max<int64_t>(panels, 1);
+    t.chunks = std::max(1, threads);
+    t.granule = m / t.chunks >= granule ? granule : kMicroRows;
+    // Fewer rows than one micro-kernel call per worker (a dense layer at batch 1): one chunk, split by N.
+    const bool split_n = t.chunks > 1 && m / t.chunks < kMicroRows;
+    if (split_n) t.chunks = 1;
+    int64_t rows = 0;  // the largest chunk
+    for (int64_t c = 0; c < t.chunks; ++c) rows = std::max(rows, t.chunk_begin(c + 1) - t.chunk_begin(c));
+    rows = std::max<int64_t>(rows, 1);
+    t.nc_panels = std::min(t.panels, max_nc);
+    t.n_tiles = ceil_div(t.panels, t.nc_panels);
+    t.m_sub = ceil_div(rows, max_rows);
+    if (split_n) {
+        t.nc_panels = std::max<int64_t>(1, std::min(t.nc_panels, t.panels / (2 * int64_t{threads})));
+        t.n_tiles = ceil_div(t.panels, t.nc_panels);
+    } else if (threads > 1 && t.m_sub * t.n_tiles < 2) {
+        if (t.panels > 1) {
+            t.nc_panels = ceil_div(t.panels, 2);
+            t.n_tiles = ceil_div(t.panels, t.nc_panels);
+        } else if (rows >= 4 * t.granule) {
+            t.m_sub = 2;
         }
     }
+    t.mc = ceil_div(ceil_div(rows, t.m_sub), t.granule) * t.granule;
     return t;
 }
 
@@ -160,28 +194,11 @@ constexpr int64_t kAmxGroupRows = 32;            // rows of one block_32x64 call
 constexpr int64_t kAmxABlockBytes = 256 << 10;   // packed A block budget of one work item (L2)
 constexpr int64_t kAmxMaxGroups = 6;             // at most 192 rows per work item
 
-// Work items of mc rows (whole 32-row groups) x nc_panels panels. M is split before N here: every item
-// packs (gathers) its A block once for all of its panels, while B is already packed.
+// Work items of whole 32-row groups (at most the A block budget) x all panels, split as choose_tiling
+// does: every item packs (gathers) its A block once for all of its panels, while B is already packed.
 inline Tiling choose_amx_tiling(int64_t m, int64_t panels, int64_t lda, int threads) {
-    Tiling t;
     const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(kAmxMaxGroups, kAmxABlockBytes / (kAmxGroupRows * lda)));
-    int64_t g = std::min<int64_t>((m + kAmxGroupRows - 1) / kAmxGroupRows, cap);
-    t.nc_panels = std::max<int64_t>(panels, 1);
-    const int64_t want = threads > 1 ? 4 * static_cast<int64_t>(threads) : 1;
-    for (;;) {
-        t.mc = g * kAmxGroupRows;
-        t.m_tiles = (m + t.mc - 1) / t.mc;
-        t.n_tiles = (panels + t.nc_panels - 1) / t.nc_panels;
-        if (t.m_tiles * t.n_tiles >= want) break;
-        if (g > 1) {
-            g = (g + 1) / 2;
-        } else if (t.nc_panels > 1) {
-            t.nc_panels = (t.nc_panels + 1) / 2;
-        } else {
-            break;
-        }
-    }
-    return t;
+    return choose_tiling(m, panels, threads, kAmxGroupRows, cap * kAmxGroupRows, std::max<int64_t>(panels, 1));
 }
 
 }  // namespace gemm_detail
@@ -200,7 +217,7 @@ void gemm_amx_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b
     const int64_t lda_p = gemm_detail::a_block_stride(k);
     const int64_t steps = lda_p / amx_detail::kTileBytes;
     const gemm_detail::Tiling t = gemm_detail::choose_amx_tiling(m, b.panels, lda_p, resolve_threads(threads));
-    const int64_t n_items = t.m_tiles * t.n_tiles;
+    const int64_t n_items = t.items();
     const int workers = parallel_workers(n_items, threads);
     const bool need_row_sum = !b.zero_point_all_zero;
     bool direct = false;
@@ -224,9 +241,9 @@ void gemm_amx_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b
     const GemmCompensation comp(b, a_zp_shifted);
 
     parallel_for_dynamic(n_items, threads, [&](int worker, int64_t item) {
-        const int64_t mt = item / t.n_tiles, nt = item % t.n_tiles;
-        const int64_t m0 = mt * t.mc, mr = std::min(t.mc, m - m0);
-        const int64_t p_begin = nt * t.nc_panels, p_end = std::min(b.panels, p_begin + t.nc_panels);
+        int64_t m0, mr, p_begin, p_end;
+        t.item(item, &m0, &mr, &p_begin, &p_end);
+        if (mr <= 0) return;
         uint8_t* a_block = a_blocks[worker].get();
         int32_t* stage = stages[worker].get();
         int32_t* row_sum = row_sums[worker].data();
@@ -285,13 +302,14 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     // VNNI kernel (same integers: both wrap the exact int32 sum) is faster (measured on Sapphire Rapids).
     if (isa == GemmIsa::Amx && mode == GemmMode::Exact && k <= gemm_detail::kAmxMinK) isa = GemmIsa::Avx512Vnni;
     // Starting a thread costs tens of microseconds: small GEMMs run on fewer workers.
-    threads = gemm_detail::work_limited_threads(threads, m * n * std::max<int64_t>(k, 1));
+    threads = gemm_detail::work_limited_threads(threads, m * n * std::max<int64_t>(k, 1), pool != nullptr);
 #if defined(HWSIM_HAVE_AMX_KERNEL)
     if (isa == GemmIsa::Amx && mode == GemmMode::Exact) return gemm_amx_blocked_s32(a, b, c, ldc, threads, epi, pool);
 #endif
     const GemmMicroKernel kernel = select_microkernel(isa, mode);
-    const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads));
-    const int64_t n_items = t.m_tiles * t.n_tiles;
+    const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads), kMicroRows,
+                                                             gemm_detail::kMaxBlockM, 8);
+    const int64_t n_items = t.items();
     const int workers = parallel_workers(n_items, threads);
     const bool amx_exact = isa == GemmIsa::Amx && mode == GemmMode::Exact;  // one kernel call per A block
     const int64_t block_k = amx_exact ? gemm_detail::kBlockKAmx : gemm_detail::kBlockK;
@@ -300,23 +318,48 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     const int64_t a_block_bytes = (t.mc + 31) / 32 * 32 * gemm_detail::a_block_stride(kc_max);
     const int64_t rows_per_call = amx_exact ? t.mc : kMicroRows;
     const bool scratch_c = c == nullptr;
-    const int64_t scratch_ldc = t.nc_panels * kPanelCols;
+    // One K block (most convolutions): every micro-tile is final when its kernel call returns, so it is
+    // compensated and handed to epi right away, from L1 (in scratch_c mode from a micro-tile buffer: the
+    // int32 result never leaves L1). Longer K: whole item tiles, finished after the last K block.
+    const bool one_pass = k > 0 && k <= kc_max && !amx_exact;
+    const int64_t scratch_ldc = one_pass ? kPanelCols : t.nc_panels * kPanelCols;
+    const int64_t scratch_rows = one_pass ? kMicroRows : t.mc;
     std::vector<AlignedBuffer<uint8_t>> a_blocks;
     std::vector<AlignedBuffer<int32_t>> c_tiles;
     std::vector<std::vector<int32_t>> row_sums;
     for (int w = 0; w < workers; ++w) {
         a_blocks.push_back(make_aligned_buffer<uint8_t>(a_block_bytes));
         row_sums.emplace_back(static_cast<size_t>(t.mc), 0);
-        if (scratch_c) c_tiles.push_back(make_aligned_buffer<int32_t>(t.mc * scratch_ldc));
+        if (scratch_c) c_tiles.push_back(make_aligned_buffer<int32_t>(scratch_rows * scratch_ldc));
     }
     const int32_t a_zp_shifted = a.zero_point + (a.is_signed ? 128 : 0);
     const bool need_row_sum = !b.zero_point_all_zero;
     const GemmCompensation comp(b, a_zp_shifted);
 
     parallel_for_dynamic(n_items, threads, [&](int worker, int64_t item) {
-        const int64_t mt = item / t.n_tiles, nt = item % t.n_tiles;
-        const int64_t m0 = mt * t.mc, mr = std::min(t.mc, m - m0);
-        const int64_t p_begin = nt * t.nc_panels, p_end = std::min(b.panels, p_begin + t.nc_panels);
+        int64_t m0, mr, p_begin, p_end;
+        t.item(item, &m0, &mr, &p_begin, &p_end);
+        if (mr <= 0) return;
+        if (one_pass) {
+            uint8_t* a_block = a_blocks[worker].get();
+            int32_t* row_sum = row_sums[worker].data();
+            std::fill(row_sum, row_sum + mr, 0);
+            gemm_detail::pack_a_block(a, m0, mr, 0, k, a_block, row_sum, need_row_sum);
+            const int64_t lda = gemm_detail::a_block_stride(k), groups = (k + kKGroup - 1) / kKGroup;
+            for (int64_t p = p_begin; p < p_end; ++p) {
+                const int64_t n0 = p * kPanelCols;
+                const int nv = static_cast<int>(std::min<int64_t>(kPanelCols, n - n0));
+                for (int64_t r0 = 0; r0 < mr; r0 += kMicroRows) {
+                    const int rows = static_cast<int>(std::min<int64_t>(kMicroRows, mr - r0));
+                    int32_t* dst = scratch_c ? c_tiles[worker].get() : c + (m0 + r0) * ldc + n0;
+                    const int64_t ld = scratch_c ? scratch_ldc : ldc;
+                    kernel(a_block + r0 * lda, lda, rows, groups, b.panel(p), dst, ld, nv, false);
+                    add_gemm_compensation(comp, isa, dst, ld, rows, n0, nv, row_sum + r0);
+                    if (epi != nullptr) (*epi)(dst, ld, m0 + r0, rows, n0, nv);
+                }
+            }
+            return;
+        }
         const int64_t col0 = p_begin * kPanelCols, col1 = std::min(n, p_end * kPanelCols);
         // The tile's (row m0, column col0) element and row stride.
         int32_t* ct = scratch_c ? c_tiles[worker].get() : c + m0 * ldc + col0;

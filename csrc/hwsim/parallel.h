@@ -1,8 +1,15 @@
 // Explicit thread fan-out, without global state: every call that wants threads takes a `threads` count
 // and starts its own std::threads, or is handed a caller-owned WorkerPool (below: persistent threads that
-// live and die with the pool object); the caller's thread works too. Work items are handed
-// out through an atomic counter (dynamic scheduling), so results never depend on the thread count: each
-// item writes its own disjoint part of the output.
+// live and die with the pool object); the caller's thread works too. Each item writes its own disjoint
+// part of the output, so results never depend on the thread count or on which thread ran an item.
+//
+// Scheduling is affine first, dynamic second: the items are split into one contiguous range per worker,
+// each worker runs its own range from the front, and a worker that finishes early takes the items left
+// in the others' ranges. Kernels number their items in output order (rows first), so with a pool the
+// same core writes the same part of every layer's output and reads back, in the next layer, what it
+// wrote itself: on the 2-core development VM, moving a 600 KiB half-buffer between cores on every call
+// made a parallel memset 2.7x slower than keeping it in place, and made small layers slower on two
+// threads than on one.
 //
 // The call returns as soon as every item is finished, without waiting for helper threads that have not
 // been scheduled yet: on a loaded machine a new thread can wait milliseconds for a CPU, and joining it
@@ -39,22 +46,40 @@ inline int parallel_workers(int64_t n_items, int threads) {
 
 namespace parallel_detail {
 
-struct FanOutState {
+// One worker's contiguous share of the items, on its own cache line (the owner and thieves both take
+// items from the front).
+struct alignas(64) ItemRange {
     std::atomic<int64_t> next{0};
+    int64_t end = 0;
+};
+
+struct FanOutState {
+    FanOutState(int64_t items, int workers) : n_items(items), n_ranges(workers), ranges(new ItemRange[workers]) {
+        for (int w = 0; w < workers; ++w) {
+            ranges[w].next.store(items * w / workers, std::memory_order_relaxed);
+            ranges[w].end = items * (w + 1) / workers;
+        }
+    }
     std::atomic<int64_t> done{0};
     int64_t n_items = 0;
+    int n_ranges = 1;
+    std::unique_ptr<ItemRange[]> ranges;
     void* body = nullptr;                         // valid only while the call waits (see above)
     void (*invoke)(void*, int, int64_t) = nullptr;
     std::mutex mutex;
     std::condition_variable all_done;
 };
 
+// Runs the items of `worker`'s own range, then whatever is left of the other ranges.
 inline void drain(const std::shared_ptr<FanOutState>& s, int worker) {
-    for (int64_t i = s->next.fetch_add(1); i < s->n_items; i = s->next.fetch_add(1)) {
-        s->invoke(s->body, worker, i);
-        if (s->done.fetch_add(1) + 1 == s->n_items) {
-            std::lock_guard<std::mutex> lock(s->mutex);
-            s->all_done.notify_all();
+    for (int j = 0; j < s->n_ranges; ++j) {
+        ItemRange& r = s->ranges[(worker + j) % s->n_ranges];
+        for (int64_t i = r.next.fetch_add(1); i < r.end; i = r.next.fetch_add(1)) {
+            s->invoke(s->body, worker, i);
+            if (s->done.fetch_add(1) + 1 == s->n_items) {
+                std::lock_guard<std::mutex> lock(s->mutex);
+                s->all_done.notify_all();
+            }
         }
     }
 }
@@ -174,8 +199,7 @@ void parallel_for_dynamic(int64_t n_items, int threads, Body&& body, WorkerPool*
         return;
     }
     using BodyType = std::remove_reference_t<Body>;
-    auto state = std::make_shared<parallel_detail::FanOutState>();
-    state->n_items = n_items;
+    auto state = std::make_shared<parallel_detail::FanOutState>(n_items, workers);
     state->body = const_cast<void*>(static_cast<const void*>(&body));
     state->invoke = [](void* b, int worker, int64_t item) { (*static_cast<BodyType*>(b))(worker, item); };
     if (pool != nullptr) {

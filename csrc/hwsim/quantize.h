@@ -83,8 +83,23 @@ template <RoundingMode M, QuantizeMethod kMethod, int kStride, typename In, type
   QuantizeRunSmallBody<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
 }
 
+// The other methods on 16 lanes: the same IEEE operations (division and multiplication are correctly
+// rounded at every vector width; no contraction, -ffp-contract=off), so the same integers.
+template <RoundingMode M, QuantizeMethod kMethod, int kStride, typename In, typename Real, typename Out>
+[[gnu::noinline]] __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void QuantizeRunSmallAvx512(
+    const In* __restrict x, int64_t n, const Real* __restrict scale, const Real* __restrict inv,
+    const Real* __restrict lo, const Real* __restrict hi, const int32_t* __restrict zp, Out* __restrict out) {
+  QuantizeRunSmallBody<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
+}
+
 inline bool HostHasFma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+inline bool HostHasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   return has;
 }
 #endif
@@ -95,6 +110,10 @@ void QuantizeRunSmall(const In* x, int64_t n, const Real* scale, const Real* inv
 #if defined(__x86_64__) || defined(_M_X64)
   if (kMethod == QuantizeMethod::FMA_RECIPROCAL && HostHasFma()) {
     QuantizeRunSmallFma<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
+    return;
+  }
+  if (kMethod != QuantizeMethod::FMA_RECIPROCAL && kStride == 0 && HostHasAvx512()) {
+    QuantizeRunSmallAvx512<M, kMethod, kStride, In, Real, Out>(x, n, scale, inv, lo, hi, zp, out);
     return;
   }
 #endif

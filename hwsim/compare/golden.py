@@ -33,7 +33,7 @@ import numpy as np
 
 from hwsim import __version__
 from hwsim.emulate.data import resolve_data
-from hwsim.emulate.simulator import QuantizedModel, graph_batch_limit, quantize_for_target, simulate
+from hwsim.emulate.simulator import QuantizedModel, quantize_for_target, simulate_all
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph, load_model, save_model
 from hwsim.targets import Target, load_target
@@ -268,16 +268,9 @@ class LayerOutput:
     values: np.ndarray
 
 
-def _simulate_all(qm: QuantizedModel, x: np.ndarray, threads: int) -> dict[str, np.ndarray]:
-    chunk = graph_batch_limit(qm.graph) or max(len(x), 1)
-    parts = [simulate(qm, x[i:i + chunk], keep_intermediates=True, threads=threads).integers
-             for i in range(0, len(x), chunk)]
-    return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
-
-
 def layer_outputs(qm: QuantizedModel, x: np.ndarray, *, threads: int = 1) -> list[LayerOutput]:
     """Every integer tensor of a simulation of ``qm`` on ``x``, in execution order (graph inputs first)."""
-    ints = _simulate_all(qm, x, threads)
+    ints = simulate_all(qm, x, threads=threads)
     g = qm.graph
     out = [LayerOutput(t.name, t.name, "Quantize", None, t.name in g.outputs, ints[t.name]) for t in g.inputs]
     for p in qm.plans:

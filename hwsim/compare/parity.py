@@ -299,13 +299,6 @@ class _TargetRun:
         return v
 
 
-def _simulate_all(qm: QuantizedModel, x: np.ndarray, threads: int) -> dict[str, np.ndarray]:
-    chunk = graph_batch_limit(qm.graph) or max(len(x), 1)
-    parts = [sim.simulate(qm, x[s:s + chunk], keep_intermediates=True, threads=threads).integers
-             for s in range(0, len(x), chunk)]
-    return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
-
-
 def _tie_of_weighted(p: LayerPlan, acc: np.ndarray) -> np.ndarray:
     """Where the requantization's exact input sits at .5 of the output step (per element of ``acc``)."""
     c = p.consts
@@ -736,7 +729,7 @@ def parity(graph: Graph, targets: Sequence[Target], *, inputs: np.ndarray | None
     runs: list[_TargetRun] = []
     for i, t in enumerate(targets):
         qm = quantize_for_target(graph, t, calibration, observer=observer)
-        ints = _simulate_all(qm, inputs, threads)
+        ints = sim.simulate_all(qm, inputs, threads=threads)
         runs.append(_TargetRun(t, qm, ints, inputs, {p.output: p for p in qm.plans if p.mode != "fused"}))
         if progress is not None:
             progress(t.name, i + 1, len(targets))

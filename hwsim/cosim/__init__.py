@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from hwsim.compare.golden import DiffSummary, _simulate_all, diff_summary, histogram_text
-from hwsim.emulate.simulator import LayerPlan, QuantizedModel, graph_batch_limit, simulate
+from hwsim.compare.golden import DiffSummary, diff_summary, histogram_text
+from hwsim.emulate.simulator import LayerPlan, QuantizedModel, graph_batch_limit, simulate, simulate_all
 from hwsim.errors import HwsimError, MissingExtraError
 
 ABI_VERSION = 1
@@ -307,7 +307,7 @@ def cosim_layer(kernel: Kernel, qm: QuantizedModel, layer: str, x: np.ndarray, *
     """
     plan = _plan(qm, layer)
     x = np.asarray(x, np.float32)
-    ints = _simulate_all(qm, x, threads)
+    ints = simulate_all(qm, x, threads=threads)
     expected = ints[plan.output]
     status, got = run_kernel(kernel, qm, plan, ints[plan.node.inputs[0]], expected.shape, expected.dtype)
     notes = []

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import yaml
 
-from hwsim import __version__
+from hwsim import __version__, _core
 from hwsim._io import atomic_write_text, csv_text, json_safe, make_run_folder
 from hwsim.compare.metrics import TensorComparison, compare_tensor, top1_agreement
 from hwsim.compare.overflow import OverflowReport, check_overflow
@@ -31,6 +31,7 @@ from hwsim.emulate.simulator import (
     quantize_for_target,
     requantize_for_target,
     simulate,
+    simulate_all,
 )
 from hwsim.errors import HwsimError
 from hwsim.graph import Graph
@@ -144,15 +145,11 @@ class RunReport:
         return out
 
 
-def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict[str, np.ndarray]],
-               progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict[str, np.ndarray]]
+               ) -> dict[str, np.ndarray]:
     """``fn`` over batches the graph accepts (see graph_batch_limit), every tensor concatenated."""
     chunk = graph_batch_limit(graph) or len(inputs)
-    parts = []
-    for start in range(0, len(inputs), chunk):
-        parts.append(fn(inputs[start:start + chunk]))
-        if progress is not None:
-            progress(min(start + chunk, len(inputs)))
+    parts = [fn(inputs[start:start + chunk]) for start in range(0, len(inputs), chunk)]
     return {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
 
 
@@ -211,8 +208,8 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
         if graph.quant:
             ncal = 0
     g = qm.graph
-    integers = _in_chunks(g, inputs, lambda xb: simulate(qm, xb, keep_intermediates=True, threads=threads).integers,
-                          None if progress is None else lambda d: progress("evaluation", d, len(inputs)))
+    integers = simulate_all(qm, inputs, threads=threads,
+                            progress=None if progress is None else lambda d: progress("evaluation", d, len(inputs)))
     ref = _in_chunks(g, inputs, lambda xb: run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True))
 
     layers: list[LayerReport] = []
@@ -323,10 +320,11 @@ def _run_dynamic(graph: Graph, target: Target, inputs: np.ndarray, labels: np.nd
     sims: dict[str, list[np.ndarray]] = {}
     scales: dict[str, float] = {}
     qm = None
+    workers = _core.Workers(threads) if threads != 1 else 1  # one pool for every sample
     for i in range(len(inputs)):
         xi = inputs[i:i + 1]
         qm = quantize_for_target(graph, target, xi, observer=observer, overrides=overrides)
-        ints = simulate(qm, xi, keep_intermediates=True, threads=threads).integers
+        ints = simulate(qm, xi, keep_intermediates=True, threads=workers).integers
         for p in qm.plans:
             if p.mode != "fused":
                 q = qm.act[p.output]

@@ -17,6 +17,7 @@ Nothing here knows a target by name: every choice comes from the resolved :class
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -198,6 +199,9 @@ class QuantizedModel:
     plans: list[LayerPlan]
     folded_batchnorms: list[tuple[str, str]]
     calibration_samples: int
+    # Bound runners of the plans (simulate builds them on first use; the plans do not change afterwards).
+    _runners: list | None = field(default=None, init=False, repr=False, compare=False)
+    _dead_after: dict[int, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def fallbacks(self) -> list[LayerPlan]:
@@ -870,11 +874,14 @@ class SimulationResult:
 
 
 def simulate(model: QuantizedModel, x: np.ndarray, *, keep_intermediates: bool = True,
-             threads: int = 1) -> SimulationResult:
+             threads: int | _core.Workers = 1) -> SimulationResult:
     """Run ``model`` on float input ``x`` (batch first) with the target's integer arithmetic.
 
     Every tensor is an integer array in the codes of its :class:`ActQuant`; tensors are dropped as soon as
-    no later node reads them unless ``keep_intermediates``.
+    no later node reads them unless ``keep_intermediates``. ``threads``: a thread count (a pool of that
+    many workers lives for this call) or a caller-owned ``hwsim._core.Workers`` pool, which an inference
+    loop creates once (starting and joining the threads costs about as much as a small layer). The
+    integers never depend on it.
     """
     g, tgt = model.graph, model.target
     x = np.asarray(x, dtype=np.float32)
@@ -884,22 +891,35 @@ def simulate(model: QuantizedModel, x: np.ndarray, *, keep_intermediates: bool =
         raise HwsimError(f"input '{in_name}': expected shape (N, {', '.join(map(str, expect))}), got {x.shape}")
     role = tgt.numerics.activations
     ints: dict[str, np.ndarray] = {in_name: quantize_tensor(x, model.act[in_name], role)}
-    dead_after: dict[int, list[str]] = {}
-    if not keep_intermediates:
-        for t, last in _last_use(model).items():
-            if t not in g.outputs:
-                dead_after.setdefault(last, []).append(t)
-    # One pool of worker threads for the whole inference: starting threads per layer costs more than a
-    # small layer (the pool's threads end with it, at the end of this call).
-    pool = _core.Workers(threads) if threads > 1 else None
-    for i, p in enumerate(model.plans):
-        if p.mode == "fused":
+    dead_after = {} if keep_intermediates else _dead_after(model)
+    if isinstance(threads, _core.Workers):
+        pool, threads = threads, threads.threads
+    else:
+        # One pool of worker threads for the whole inference: starting threads per layer costs more than a
+        # small layer (the pool's threads end with it, at the end of this call).
+        pool = _core.Workers(threads) if threads > 1 else None
+    for i, (p, run) in enumerate(zip(model.plans, _bound_runners(model))):
+        if run is None:  # fused into its producer
             continue
-        ints[p.output] = run_plan(model, p, ints, threads, pool=pool)
+        ints[p.output] = run(ints, threads, pool)
         for t in dead_after.get(i, ()):
             ints.pop(t, None)
     outputs = {o: model.act[o].dequantize(ints[o]) for o in g.outputs}
     return SimulationResult(ints, outputs)
+
+
+def simulate_all(model: QuantizedModel, x: np.ndarray, *, threads: int = 1,
+                 progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Every integer tensor of ``model`` on all of ``x``: batches the graph accepts (graph_batch_limit), one
+    worker pool for all of them, concatenated along the batch. ``progress(done)`` after each batch."""
+    chunk = graph_batch_limit(model.graph) or max(len(x), 1)
+    workers = _core.Workers(threads) if threads != 1 else 1
+    parts = []
+    for start in range(0, len(x), chunk):
+        parts.append(simulate(model, x[start:start + chunk], keep_intermediates=True, threads=workers).integers)
+        if progress is not None:
+            progress(min(start + chunk, len(x)))
+    return {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
 
 
 def run_plan(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int = 1, *,
@@ -916,6 +936,93 @@ def run_plan(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], t
     if p.op_kind in _WEIGHTED:
         return _run_weighted(model, p, ints, threads, pool)
     return _RUNNERS[p.impl.kernel](model, p, ints, threads)
+
+
+# A runner computes one plan's output codes from ``ints``: ``run(ints, threads, pool)``.
+Runner = Callable[[dict[str, np.ndarray], int, Any], np.ndarray]
+
+
+def _bound_runners(model: QuantizedModel) -> list[Runner | None]:
+    """One runner per plan (None for fused plans), built on the model's first simulation and kept.
+
+    A small layer takes tens of microseconds; working out its arguments again on every call (the plan's
+    constants, the accumulation mode, keyword dictionaries) cost as much again, so the common cases get
+    a runner with everything bound that only checks the input codes are of the expected kind and otherwise
+    takes the general :func:`run_plan`. Both compute the same integers (the runner calls the same kernel
+    with the same arguments).
+    """
+    runners = model._runners
+    if runners is None or len(runners) != len(model.plans):
+        runners = [None if p.mode == "fused" else (_bound_runner(model, p) or _generic_runner(model, p))
+                   for p in model.plans]
+        model._runners = runners
+    return runners
+
+
+def _generic_runner(model: QuantizedModel, p: LayerPlan) -> Runner:
+    return lambda ints, threads, pool: run_plan(model, p, ints, threads, pool=pool)
+
+
+def _bound_runner(model: QuantizedModel, p: LayerPlan) -> Runner | None:
+    """The bound runner of ``p``, or None when ``p`` takes the general path."""
+    if p.mode != "integer":
+        return None
+    general = _generic_runner(model, p)
+    src = p.node.inputs[0] if p.node.inputs else ""
+    x_dtype = model.act[src].dtype if src in model.act else None
+    fused = p.consts.get("fused_requant")
+    if p.op_kind in _WEIGHTED and fused is not None and x_dtype in (np.dtype(np.uint8), np.dtype(np.int8)):
+        node, c = p.node, p.consts
+        a = node.attrs
+        channels = int(model.graph.tensors[src].shape[-1])
+        how = _accumulation_mode(p, x_dtype, channels)
+        if p.op_kind == "DepthwiseConv2D":
+            mode = _core.DepthwiseMode.FBGEMM_DW_PAIRS if how == "fbgemm_dw_pairs" else _core.DepthwiseMode.EXACT
+            kernel = functools.partial(
+                _core.depthwise_conv2d_requantize_float, w=c["w_int_contiguous"], strides=list(a["strides"]),
+                dilations=list(a["dilations"]), pads=list(a["pads"]), depth_multiplier=c["w_int"].shape[0] // channels,
+                x_zero_point=c["x_zero_point"], mode=mode, **fused)
+        elif p.op_kind == "Conv2D":
+            kernel = functools.partial(
+                _core.conv2d_requantize_float, w=c["w_packed"], x_zero_point=c["x_zero_point"],
+                strides=tuple(a["strides"]), dilations=tuple(a["dilations"]), pads=tuple(a["pads"]), mode=how,
+                **fused)
+        else:
+            dense = functools.partial(_core.gemm_requantize_float, b=c["w_packed"], a_zero_point=c["x_zero_point"],
+                                      mode=how, **fused)
+
+            def kernel(x, threads):
+                return dense(x.reshape(-1, x.shape[-1]), threads=threads).reshape(*x.shape[:-1], -1)
+
+        def run(ints, threads, pool):
+            x = ints[src]
+            if x.dtype != x_dtype or not x.flags.c_contiguous or x.shape[-1] != channels:
+                return general(ints, threads, pool)
+            return kernel(x, threads=threads if pool is None else pool)
+
+        return run
+    if p.impl.kernel == "copy" and p.node.op in ("Flatten", "Reshape") and _same_codes(model, src, p.output):
+        reshape = FLOAT_KERNELS[p.node.op]
+        attrs = p.node.attrs
+        return lambda ints, threads, pool: reshape(attrs, ints[src])  # a view: the codes do not change
+    return None
+
+
+def _same_codes(model: QuantizedModel, src: str, dst: str) -> bool:
+    """Whether tensor ``dst`` has exactly the integer codes of ``src`` (same parameters and type)."""
+    a, b = model.act.get(src), model.act.get(dst)
+    return a is not None and b is not None and (a.scale, a.zero_point, a.dtype) == (b.scale, b.zero_point, b.dtype)
+
+
+def _dead_after(model: QuantizedModel) -> dict[int, list[str]]:
+    """The tensors no plan reads after plan i (graph outputs excepted), by i; computed once per model."""
+    if model._dead_after is None:
+        dead: dict[int, list[str]] = {}
+        for t, last in _last_use(model).items():
+            if t not in model.graph.outputs:
+                dead.setdefault(last, []).append(t)
+        model._dead_after = dead
+    return model._dead_after
 
 
 def _last_use(model: QuantizedModel) -> dict[str, int]:
@@ -941,11 +1048,15 @@ def _run_fallback(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarra
 def accumulation_mode(p: LayerPlan, x: np.ndarray) -> str:
     """How a weighted plan sums its products on input codes ``x``: ``exact``, ``avx2_pairs`` (VPMADDUBSW int16
     pair saturation) or ``fbgemm_dw_pairs`` (fbgemm's depthwise kernel)."""
+    return _accumulation_mode(p, x.dtype, x.shape[-1])
+
+
+def _accumulation_mode(p: LayerPlan, dtype: np.dtype, channels: int) -> str:
     impl = p.impl
     if p.op_kind == "DepthwiseConv2D":
         a, w = p.node.attrs, p.consts["w_int"]
-        if impl.depthwise_saturation not in (None, "none") and x.dtype == np.uint8 and fbgemm_routes_depthwise(
-                x.shape[-1], w.shape[0] // x.shape[-1], tuple(w.shape[1:3]), tuple(a["strides"]),
+        if impl.depthwise_saturation not in (None, "none") and dtype == np.uint8 and fbgemm_routes_depthwise(
+                channels, w.shape[0] // channels, tuple(w.shape[1:3]), tuple(a["strides"]),
                 tuple(a["dilations"]), tuple(a["pads"])):
             # fbgemm sends only these geometries to its int16-pair-saturating depthwise kernel (probed on
             # torch 2.13; tests/oracle/test_torch_gemm_conv.py); every other depthwise conv is exact.

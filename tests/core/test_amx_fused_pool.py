@@ -3,7 +3,7 @@ compensated and requantized from L1, dense uint8 A read in place) and the caller
 (hwsim._core.Workers, csrc/hwsim/parallel.h WorkerPool) give the same integers as the scalar reference
 path, on ResNet-50's convolution shapes and on shapes that reach the driver's edge cases (a last group of
 fewer than 32 rows, K not a multiple of 64, int8 activations, non-zero weight zero points, N not a
-multiple of 64), for every GEMM ISA, 1 and 2 threads and a pool.
+multiple of 64), for every GEMM ISA, 1 and 2 threads and pools of 2 and 3 workers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from hwsim import _core
 
 GEMM_ISAS = _core.cpu_features()["gemm_isas"]
 POOL = _core.Workers(2)
-THREADS = [1, 2, "pool"]
+POOL3 = _core.Workers(3)  # uneven row chunks per worker (csrc/hwsim/gemm.h choose_tiling)
+THREADS = [1, 2, "pool", "pool3"]
 DTYPES = ["uint8", "int8"]
 
 RESNET = [  # (H, W, C, O, K, stride, pad)
@@ -30,11 +31,14 @@ RESNET = [  # (H, W, C, O, K, stride, pad)
 EDGES = [  # tails of M, K % 64 != 0, N % 64 != 0 (and % 32 <= 16), single rows
     (5, 7, 128, 40, 1, 1, 0), (3, 11, 72, 100, 1, 1, 0), (1, 1, 64, 64, 1, 1, 0), (9, 9, 40, 17, 3, 1, 1),
     (6, 6, 200, 130, 1, 1, 0), (33, 1, 64, 64, 1, 1, 0),
+    # MobileNetV2's short-K pointwise layers (one K block: micro-tiles finished from L1) and a dense layer at
+    # batch 1 (fewer rows than workers: split by N)
+    (28, 28, 32, 192, 1, 1, 0), (56, 56, 24, 144, 1, 1, 0), (7, 7, 960, 160, 1, 1, 0), (1, 1, 1280, 1000, 1, 1, 0),
 ]
 
 
 def _threads(t):
-    return POOL if t == "pool" else t
+    return {"pool": POOL, "pool3": POOL3}.get(t, t)
 
 
 @functools.lru_cache(maxsize=None)
