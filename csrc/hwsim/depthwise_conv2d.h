@@ -320,6 +320,91 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
         }
     }
 }
+
+// (P_c, S_c) of input column iw (see DepthwiseRow3x3ColumnsAvx512): x_top points at channel c0 of column 0
+// of the window's top row; a column outside the image, or a row outside it, holds the zero point.
+template <typename XT>
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void Column3x3(
+        const XT* x_top, const DepthwiseConv2DShape& s, int iw, const bool* row_ok, __m512i zpv, __mmask16 m,
+        __m512i& pc, __m512i& sc) {
+    if (iw < 0 || iw >= s.w) {
+        pc = InterleaveLow16(zpv, zpv);
+        sc = zpv;
+        return;
+    }
+    const XT* px = x_top + static_cast<int64_t>(iw) * s.c;
+    const int64_t ld = static_cast<int64_t>(s.w) * s.c;
+    const __m512i x0 = row_ok[0] ? Load16(px, m) : zpv;
+    const __m512i x1 = row_ok[1] ? Load16(px + ld, m) : zpv;
+    sc = row_ok[2] ? Load16(px + 2 * ld, m) : zpv;
+    pc = InterleaveLow16(x0, x1);
+}
+
+// kExact only, the faster form of DepthwiseRow3x3Avx512<XT, false>: the same sum
+//   acc = sum over the 9 taps of x' * w - zp * sum(w)   (x' = x inside the image, zp on padding taps)
+// with the taps paired by rows instead of in tap order. Per input column c of the three rows:
+//   P_c = (x'_0c, x'_1c) as the int16 halves of each int32 lane, S_c = x'_2c,
+// and output column ow (first input column c0 = ow * stride - pad_left) sums
+//   VPMADDWD(P_{c0+j}, (w_0j, w_1j)) + VPMADDWD(S_{c0+j}, (w_2j, 0)) for j = 0, 1, 2.
+// Each product and each pair sum is exact in int32 (|x'|, |w| <= 255), so the result equals the tap-order
+// sum bit for bit (int32 addition is exact here and order independent). An input column is loaded and
+// widened once and then serves every output that reads it (3 with stride 1) instead of once per tap.
+template <typename XT>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3ColumnsAvx512(
+        const XT* x, const PackedDepthwiseWeights& pw, int32_t* out_row, const DepthwiseConv2DShape& s, int32_t zp,
+        int64_t row) {
+    const int c_n = s.c, oh_n = s.out_h(), ow_n = s.out_w();
+    const int64_t n = row / oh_n;
+    const int oh = static_cast<int>(row % oh_n);
+    const XT* x_img = x + n * static_cast<int64_t>(s.h) * s.w * c_n;
+    const int ih0 = oh * s.stride_h - s.pad_top;
+    bool row_ok[3];
+    for (int i = 0; i < 3; ++i) row_ok[i] = ih0 + i >= 0 && ih0 + i < s.h;
+    const int stride = s.stride_w;
+    const __m512i zpv = _mm512_set1_epi32(zp);
+    const __m512i low16 = _mm512_set1_epi32(0xFFFF);
+    for (int c0 = 0; c0 < c_n; c0 += 16) {
+        const int left = c_n - c0;
+        const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+        const int32_t* wt = pw.taps.data() + c0;
+        __m512i wp[3], ws[3];
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; ++j) {
+            wp[j] = InterleaveLow16(_mm512_maskz_loadu_epi32(m, wt + static_cast<int64_t>(j) * c_n),
+                                    _mm512_maskz_loadu_epi32(m, wt + static_cast<int64_t>(3 + j) * c_n));
+            ws[j] = _mm512_and_si512(_mm512_maskz_loadu_epi32(m, wt + static_cast<int64_t>(6 + j) * c_n), low16);
+        }
+        const __m512i init = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                              _mm512_mullo_epi32(zpv, _mm512_maskz_loadu_epi32(m, pw.sum.data() + c0)));
+        const XT* x_top = x_img + static_cast<int64_t>(ih0) * s.w * c_n + c0;  // row ih0 may be outside
+        __m512i p0 = zpv, s0 = zpv, p1 = zpv, s1 = zpv, p2 = zpv, s2 = zpv;
+        const int iw_first = -s.pad_left;
+        Column3x3(x_top, s, iw_first, row_ok, zpv, m, p0, s0);
+        Column3x3(x_top, s, iw_first + 1, row_ok, zpv, m, p1, s1);
+        for (int ow = 0; ow < ow_n; ++ow) {
+            const int iw0 = ow * stride - s.pad_left;
+            if (ow > 0) {
+                if (stride == 1) {
+                    p0 = p1; s0 = s1; p1 = p2; s1 = s2;
+                } else if (stride == 2) {
+                    p0 = p2; s0 = s2;
+                    Column3x3(x_top, s, iw0 + 1, row_ok, zpv, m, p1, s1);
+                } else {
+                    Column3x3(x_top, s, iw0, row_ok, zpv, m, p0, s0);
+                    Column3x3(x_top, s, iw0 + 1, row_ok, zpv, m, p1, s1);
+                }
+            }
+            Column3x3(x_top, s, iw0 + 2, row_ok, zpv, m, p2, s2);
+            __m512i acc = _mm512_add_epi32(init, _mm512_madd_epi16(p0, wp[0]));
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(s0, ws[0]));
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p1, wp[1]));
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(s1, ws[1]));
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p2, wp[2]));
+            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(s2, ws[2]));
+            _mm512_mask_storeu_epi32(out_row + static_cast<int64_t>(ow) * c_n + c0, m, acc);
+        }
+    }
+}
 #endif
 
 }  // namespace depthwise_detail
@@ -351,7 +436,7 @@ void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const D
 #if defined(HWSIM_HAVE_DW3X3_AVX512)
     if (path == DepthwiseIsa::kAvx512 && depthwise_detail::Depthwise3x3FastApplies(s)) {
         auto row_fn = mode == DepthwiseMode::kFbgemmPairs ? &depthwise_detail::DepthwiseRow3x3Avx512<XT, true>
-                                                          : &depthwise_detail::DepthwiseRow3x3Avx512<XT, false>;
+                                                          : &depthwise_detail::DepthwiseRow3x3ColumnsAvx512<XT>;
         const bool scratch = out == nullptr;
         ParallelChunks(rows, threads, [&](int64_t b, int64_t e) {
             std::vector<int32_t> row_buf(scratch ? static_cast<size_t>(ow_n * oc_n) : 0);

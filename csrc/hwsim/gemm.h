@@ -52,6 +52,7 @@
 #include "hwsim/gemm_amx.h"
 #include "hwsim/gemm_avx2.h"
 #include "hwsim/gemm_avx512vnni.h"
+#include "hwsim/gemm_avx512vnni_requant.h"
 #include "hwsim/gemm_compensation.h"
 #include "hwsim/gemm_packed_weights.h"
 #include "hwsim/gemm_scalar.h"
@@ -335,6 +336,21 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     const int32_t a_zp_shifted = a.zero_point + (a.is_signed ? 128 : 0);
     const bool need_row_sum = !b.zero_point_all_zero;
     const GemmCompensation comp(b, a_zp_shifted);
+    // The epilogue's register form on VNNI: requantized straight from the accumulators, whose start values
+    // carry the compensation and the bias (gemm_avx512vnni_requant.h).
+    bool in_registers = false;
+    std::vector<int32_t> acc_init;
+#if defined(HWSIM_HAVE_VNNI_REQUANT_KERNEL)
+    in_registers = one_pass && scratch_c && epi != nullptr && epi->registers != nullptr && mode == GemmMode::Exact &&
+                   isa == GemmIsa::Avx512Vnni;
+    if (in_registers) {
+        const int32_t* bias = epi->registers->bias;
+        acc_init.resize(static_cast<size_t>(b.panels * kPanelCols), 0);
+        for (int64_t j = 0; j < n; ++j)
+            acc_init[j] = wrapping_add_i32(comp.needed ? comp.col_comp[j] : 0,
+                                           bias != nullptr ? bias[j + epi->col_offset] : 0);
+    }
+#endif
 
     parallel_for_dynamic(n_items, threads, [&](int worker, int64_t item) {
         int64_t m0, mr, p_begin, p_end;
@@ -351,6 +367,15 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
                 const int nv = static_cast<int>(std::min<int64_t>(kPanelCols, n - n0));
                 for (int64_t r0 = 0; r0 < mr; r0 += kMicroRows) {
                     const int rows = static_cast<int>(std::min<int64_t>(kMicroRows, mr - r0));
+#if defined(HWSIM_HAVE_VNNI_REQUANT_KERNEL)
+                    if (in_registers) {
+                        microkernel_exact_requant_avx512vnni(
+                            a_block + r0 * lda, lda, rows, groups, b.panel(p), acc_init.data() + n0,
+                            comp.neg_zb.empty() ? nullptr : comp.neg_zb.data() + n0, row_sum + r0, *epi->registers,
+                            n0 + epi->col_offset, m0 + r0, nv);
+                        continue;
+                    }
+#endif
                     int32_t* dst = scratch_c ? c_tiles[worker].get() : c + (m0 + r0) * ldc + n0;
                     const int64_t ld = scratch_c ? scratch_ldc : ldc;
                     kernel(a_block + r0 * lda, lda, rows, groups, b.panel(p), dst, ld, nv, false);

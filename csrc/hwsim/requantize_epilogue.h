@@ -64,6 +64,7 @@ struct FloatRequantEpilogue {
     const FloatRequantPlan<Real>* plan = nullptr;
     Out* out = nullptr;
     int64_t ldo = 0;
+    FloatRequantRegisters registers;  // filled by hook() when the plan has a register form
 
     static void run(const void* ctx, const int32_t* tile, int64_t ldc, int64_t row0, int64_t rows, int64_t col0,
                     int64_t cols) {
@@ -88,11 +89,28 @@ struct FloatRequantEpilogue {
         ApplyRequantizeFloat<Real, Out>(p, tile, ldc, row0, rows, col0, cols, y, self->ldo);
     }
 
-    // The hook; valid while this object (and the plan) live.
-    TileEpilogue hook() const {
+    // The hook; valid while this object (and the plan) live. The register form is offered for the scheme
+    // ColumnsAvx512 runs (float32, multiply, int32 bias or none, half to even) with 8-bit outputs.
+    TileEpilogue hook() {
         TileEpilogue e;
         e.fn = &FloatRequantEpilogue::run;
         e.ctx = this;
+        if constexpr (std::is_same<Real, float>::value && sizeof(Out) == 1) {
+            const FloatRequantPlan<Real>& p = *plan;
+            const FloatRequantOptions& o = p.o;
+            if (p.small && p.isa == RequantIsa::Avx512 && o.rounding == RoundingMode::HALF_TO_EVEN &&
+                !o.scale_divides && (o.bias == FloatBias::NONE || o.bias == FloatBias::INT32)) {
+                const FloatRequantColumns k = p.columns(0);
+                registers.bias = o.bias == FloatBias::INT32 ? k.bias_i : nullptr;
+                registers.scale = k.scale;
+                registers.lo = k.lo;
+                registers.hi = k.hi;
+                registers.zp = k.zp;
+                registers.out = reinterpret_cast<uint8_t*>(out);
+                registers.ldo = ldo;
+                e.registers = &registers;
+            }
+        }
         return e;
     }
 };

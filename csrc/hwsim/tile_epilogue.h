@@ -12,6 +12,20 @@
 
 namespace hwsim {
 
+// The one epilogue GEMM kernels can also apply to accumulator registers, without storing the int32 tile:
+// float-scale requantization to 8-bit codes (FloatRequantEpilogue, requantize_epilogue.h), per column c
+//   q = int8/uint8( round_half_even(min(hi[c], max(lo[c], float(wrap32(acc + bias[c])) * scale[c]))) + zp[c] )
+// (clamped, so the 8-bit truncation never changes the value). Arrays are indexed by the owner's column.
+struct FloatRequantRegisters {
+    const int32_t* bias = nullptr;  // nullptr: no bias
+    const float* scale = nullptr;
+    const float* lo = nullptr;
+    const float* hi = nullptr;
+    const int32_t* zp = nullptr;
+    uint8_t* out = nullptr;  // the owner's [rows, columns] 8-bit output
+    int64_t ldo = 0;
+};
+
 struct TileEpilogue {
     // tile points at result element (row0, col0) of an int32 array with row stride ldc; the tile spans
     // rows [row0, row0 + rows) and columns [col0, col0 + cols) in the coordinates of the hook's owner
@@ -21,6 +35,9 @@ struct TileEpilogue {
     Fn fn = nullptr;
     const void* ctx = nullptr;
     int64_t col_offset = 0;
+    // Optional: the same epilogue in register form. A producer may apply it instead of calling fn (the
+    // integers are the same); columns are then shifted by col_offset as for fn.
+    const FloatRequantRegisters* registers = nullptr;
 
     void operator()(const int32_t* tile, int64_t ldc, int64_t row0, int64_t rows, int64_t col0, int64_t cols) const {
         fn(ctx, tile, ldc, row0, rows, col0 + col_offset, cols);
