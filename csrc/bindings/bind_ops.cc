@@ -4,12 +4,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "bindings/numerics_args.h"
+#include "bindings/threads_arg.h"
 #include "hwsim/elementwise.h"
 #include "hwsim/hsigmoid_dpu.h"
 #include "hwsim/lut_activation.h"
@@ -123,7 +125,8 @@ py::array MulTflitePy(py::handle a, py::handle b, py::handle in1_off, py::handle
 template <bool kAdd>
 py::array FloatScaleBinaryPy(py::handle a, py::handle b, py::handle sa, py::handle za, py::handle sb, py::handle zb,
                              py::handle sc, py::handle zc, py::handle qmin, py::handle qmax, py::handle rounding_obj,
-                             py::handle form_obj, py::handle isa_obj) {
+                             py::handle form_obj, py::handle isa_obj, py::handle threads_obj) {
+  const ThreadsArg threads = ParseThreads(threads_obj, 1024);
   FloatScaleBinaryParams p{};
   const bool allow_simd = Choice(isa_obj, "isa", {"auto", "scalar"}) == "auto";
   if (kAdd) p.mlas_avx2_form = Choice(form_obj, "form", {"mlas_avx2", "mlas_scalar"}) == "mlas_avx2";
@@ -142,7 +145,21 @@ py::array FloatScaleBinaryPy(py::handle a, py::handle b, py::handle sa, py::hand
     p.qmin = static_cast<int32_t>(lo);
     p.qmax = static_cast<int32_t>(hi);
     py::gil_scoped_release release;
-    if (kAdd) AddFloatScale<T>(pa, pb, n, p, po, allow_simd); else MulFloatScale<T>(pa, pb, n, p, po);
+    auto run = [&](int64_t begin, int64_t end) {
+      if (kAdd) AddFloatScale<T>(pa + begin, pb + begin, end - begin, p, po + begin, allow_simd);
+      else MulFloatScale<T>(pa + begin, pb + begin, end - begin, p, po + begin);
+    };
+    // Contiguous blocks of whole 64-element runs, one range per worker first (parallel.h): with a pool each
+    // core adds the part of the tensors its own convolution tiles wrote. STOCHASTIC rounding draws by element
+    // index within the call, so it stays in one piece.
+    constexpr int64_t kMinPerWorker = int64_t{1} << 14;
+    const int workers = std::min<int64_t>(resolve_threads(threads.threads), std::max<int64_t>(1, n / kMinPerWorker));
+    if (workers <= 1 || p.rounding == RoundingMode::STOCHASTIC) return run(0, n);
+    const int64_t items = int64_t{workers} * 4, per = (n + items * 64 - 1) / (items * 64) * 64;
+    parallel_for_dynamic(items, workers, [&](int, int64_t i) {
+      const int64_t begin = std::min(n, i * per), end = std::min(n, begin + per);
+      if (begin < end) run(begin, end);
+    }, threads.pool);
   });
 }
 
@@ -338,15 +355,16 @@ void bind_ops(py::module_& m) {
   m.def("add_float_scale", &FloatScaleBinaryPy<true>, py::arg("a"), py::arg("b"), py::arg("a_scale"), py::arg("a_zero_point"),
         py::arg("b_scale"), py::arg("b_zero_point"), py::arg("c_scale"), py::arg("c_zero_point"), py::kw_only(),
         py::arg("qmin") = py::none(), py::arg("qmax") = py::none(), py::arg("rounding") = RoundingMode::HALF_TO_EVEN,
-        py::arg("form") = "mlas_avx2", py::arg("isa") = "auto",
+        py::arg("form") = "mlas_avx2", py::arg("isa") = "auto", py::arg("threads") = 1,
         "Float32 QLinearAdd: form 'mlas_avx2' = round(fma(a, sa/sc, fma(b, sb/sc, zpc - (sa/sc*zpa + sb/sc*zpb)))) "
         "(onnxruntime x86), 'mlas_scalar' = round((sa*(a-zpa) + sb*(b-zpb)) / sc) + zpc. isa 'auto' uses the "
         "AVX2+FMA kernel where it applies (mlas_avx2, HALF_TO_EVEN, int8/uint8), 'scalar' the element loop; "
-        "both give identical integers.");
+        "both give identical integers. threads: an int or a hwsim._core.Workers (same integers).");
   m.def("mul_float_scale", &FloatScaleBinaryPy<false>, py::arg("a"), py::arg("b"), py::arg("a_scale"), py::arg("a_zero_point"),
         py::arg("b_scale"), py::arg("b_zero_point"), py::arg("c_scale"), py::arg("c_zero_point"), py::kw_only(),
         py::arg("qmin") = py::none(), py::arg("qmax") = py::none(), py::arg("rounding") = RoundingMode::HALF_TO_EVEN,
-        py::arg("form") = "scalar", py::arg("isa") = "auto", "Float32 mul: round((sa*(a-zpa)) * (sb*(b-zpb)) / sc) + zpc (form and isa are ignored).");
+        py::arg("form") = "scalar", py::arg("isa") = "auto", py::arg("threads") = 1,
+        "Float32 mul: round((sa*(a-zpa)) * (sb*(b-zpb)) / sc) + zpc (form and isa are ignored; threads as add_float_scale).");
   m.def("eltwise_add_dpu", &EltwiseAddDpuPy, py::arg("a"), py::arg("b"), py::arg("fix_pos_a"), py::arg("fix_pos_b"),
         py::arg("fix_pos_out"), py::kw_only(), py::arg("qmin") = py::none(), py::arg("qmax") = py::none(),
         py::arg("rounding") = RoundingMode::HALF_UP,
@@ -355,6 +373,38 @@ void bind_ops(py::module_& m) {
         py::kw_only(), py::arg("qmin") = py::none(), py::arg("qmax") = py::none(),
         py::arg("rounding") = RoundingMode::HALF_UP,
         "DPU hard-sigmoid: sat(round(clamp(q*2731 + 3*2731*2^p_in, 0, 2^32) / 2^(p_in + 14 - p_out))) (numerics C.6).");
+  m.def("global_avg_pool_float_scale",
+        [](const py::array& x, int64_t x_zero_point, double scale, int64_t zero_point, int64_t qmin, int64_t qmax) {
+          if (x.ndim() != 4) ValueError("x must be NHWC [N, H, W, C], got " + Str(x.ndim()) + " dimensions");
+          if (!(scale > 0) || !std::isfinite(scale)) ValueError("scale must be finite and > 0");
+          const int64_t n = x.shape(0), hw = x.shape(1) * x.shape(2), c = x.shape(3);
+          if (hw >= (int64_t{1} << 24)) ValueError("H * W must be below 2^24 (the int32 sum must stay exact)");
+          auto run = [&](auto tag) -> py::array {
+            using T = decltype(tag);
+            const int64_t tmin = std::numeric_limits<T>::min(), tmax = std::numeric_limits<T>::max();
+            const int32_t xz = static_cast<int32_t>(Int(py::int_(x_zero_point), "x_zero_point", tmin, tmax));
+            const int32_t yz = static_cast<int32_t>(Int(py::int_(zero_point), "zero_point", tmin, tmax));
+            int64_t lo, hi;
+            Bounds<T>(py::int_(qmin), py::int_(qmax), "qmin", "qmax", &lo, &hi);
+            if (yz < lo || yz > hi) ValueError("zero_point must be in [qmin, qmax]");
+            auto xc = py::array_t<T, py::array::c_style>::ensure(x);
+            py::array_t<T> out({n, int64_t{1}, int64_t{1}, c});
+            const float s = static_cast<float>(scale);
+            T* po = out.mutable_data();
+            const T* px = xc.data();
+            py::gil_scoped_release release;
+            GlobalAvgPoolFloatScale<T>(px, n, hw, c, xz, s, yz, lo, hi, po);
+            return out;
+          };
+          if (x.dtype().is(py::dtype::of<uint8_t>())) return run(uint8_t{});
+          if (x.dtype().is(py::dtype::of<int8_t>())) return run(int8_t{});
+          TypeError("x must be uint8 or int8, got " + DtypeName(x));
+          return py::array();
+        },
+        py::arg("x"), py::arg("x_zero_point"), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"), py::arg("qmax"),
+        "NHWC uint8/int8 global average pool -> [N, 1, 1, C]: acc = sum of q - H*W*x_zero_point (int32), then "
+        "float32(acc) * float32(scale) clamped to [qmin - zp, qmax - zp], rounded half to even, + zp "
+        "(onnxruntime QLinearGlobalAveragePool on x86; scale = s_in / (s_out * H * W) in float32).");
   m.def("max_pool2d", &MaxPoolPy, py::arg("x"), py::arg("kernel"), py::arg("stride") = py::none(), py::arg("padding") = 0,
         py::kw_only(), py::arg("act_min") = py::none(), py::arg("act_max") = py::none(),
         "NHWC max pool of raw codes over in-bounds taps, then clamp (TFLite MaxPool).");

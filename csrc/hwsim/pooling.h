@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hwsim/assumptions.h"
+#include "hwsim/requantize.h"
 #include "hwsim/rounding.h"
 
 namespace hwsim {
@@ -128,6 +129,32 @@ inline DpuAvgPoolFactor DpuAvgPoolFactorFor(int64_t kh, int64_t kw, bool use_tab
     }
   }
   return best;
+}
+
+// Global average pool with a float32 output scale (onnxruntime's QLinearGlobalAveragePool on x86, MLAS):
+// per image n and channel c of x [N, HW, C]
+//   acc = sum over the HW positions of q - HW * zp_in        (int32 wrap-around, as MLAS sums in int32)
+//   out = RequantizeFloat(acc, scale, zp_out, qmin, qmax)    (float32(acc) * scale, clamped to
+//         [qmin - zp_out, qmax - zp_out], rounded half to even, + zp_out)
+// The sums run over whole rows of C channels (NHWC: contiguous), so the inner loop vectorises.
+template <typename T>
+void GlobalAvgPoolFloatScale(const T* x, int64_t n, int64_t hw, int64_t c, int32_t x_zero_point, float scale,
+                             int32_t y_zero_point, int64_t qmin, int64_t qmax, T* out) {
+  std::vector<int32_t> acc(static_cast<size_t>(n * c));
+  const uint32_t offset = static_cast<uint32_t>(hw) * static_cast<uint32_t>(x_zero_point);
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t* a = reinterpret_cast<uint32_t*>(acc.data() + i * c);
+    for (int64_t ch = 0; ch < c; ++ch) a[ch] = 0u - offset;
+    for (int64_t p = 0; p < hw; ++p) {
+      const T* row = x + (i * hw + p) * c;
+      for (int64_t ch = 0; ch < c; ++ch) a[ch] += static_cast<uint32_t>(static_cast<int32_t>(row[ch]));
+    }
+  }
+  FloatRequantOptions o;
+  o.clamp_before_rounding = true;
+  o.rounding = RoundingMode::HALF_TO_EVEN;
+  RequantizeFloat<float, T>(acc.data(), n, c, nullptr, nullptr, nullptr, 0, &scale, 1, &y_zero_point, 1, qmin, qmax,
+                            o, out);
 }
 
 }  // namespace hwsim

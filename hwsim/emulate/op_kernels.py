@@ -300,7 +300,8 @@ def _run_ort_qlinear_add(model, plan, ints, threads) -> np.ndarray:
     if a.shape != b.shape:  # QLinearAdd broadcasts like Add
         a, b = (np.ascontiguousarray(v) for v in np.broadcast_arrays(a, b))
     return _core.add_float_scale(a, b, _f32(a_q.scale), a_q.zero_point, _f32(b_q.scale), b_q.zero_point,
-                                 _f32(y_q.scale), y_q.zero_point, qmin=y_q.qmin, qmax=y_q.qmax, form="mlas_avx2")
+                                 _f32(y_q.scale), y_q.zero_point, qmin=y_q.qmin, qmax=y_q.qmax, form="mlas_avx2",
+                                 threads=threads)
 
 
 _register("ort_qlinear_add", _prepare_ort_qlinear_add, _run_ort_qlinear_add)
@@ -331,12 +332,9 @@ def ort_qlinear_global_avg_pool(x: np.ndarray, x_scale: float, x_zero_point: int
     acc = Σ q − N·zp_in (int32), v = float32(acc) · ort_global_avg_pool_scale(...), clamped to
     [qmin − zp_out, qmax − zp_out] in float32, rounded half to even (cvtps2dq), + zp_out.
     """
-    n, h, w, c = x.shape
-    scale = ort_global_avg_pool_scale(x_scale, y_scale, h * w)
-    acc = x.astype(np.int32).sum(axis=(1, 2), dtype=np.int32) - np.int32(h * w * x_zero_point)
-    y = _core.requantize_float(acc.astype(np.int32), scale, y_zero_point, qmin, qmax, clamp="before_rounding",
-                               out_dtype=x.dtype)
-    return y.reshape(n, 1, 1, c)
+    scale = ort_global_avg_pool_scale(x_scale, y_scale, x.shape[1] * x.shape[2])
+    return _core.global_avg_pool_float_scale(np.ascontiguousarray(x), x_zero_point, float(scale), y_zero_point,
+                                             qmin, qmax)
 
 
 def _run_ort_qlinear_global_avg_pool(model, plan, ints, threads) -> np.ndarray:

@@ -1002,10 +1002,22 @@ def _bound_runner(model: QuantizedModel, p: LayerPlan) -> Runner | None:
 
         return run
     if p.impl.kernel == "copy" and p.node.op in ("Flatten", "Reshape") and _same_codes(model, src, p.output):
-        reshape = FLOAT_KERNELS[p.node.op]
-        attrs = p.node.attrs
+        shape = model.graph.tensors[src].shape
+        axis = p.node.attrs.get("axis", 1) if p.node.op == "Flatten" else 0
+        axis = axis + len(shape) if axis < 0 else axis
+        if p.node.op == "Flatten" and 1 <= axis <= len(shape):
+            tail = int(np.prod(shape[axis:], dtype=np.int64))  # the batch axis stays in front
+            return lambda ints, threads, pool: ints[src].reshape(-1, tail)
+        reshape, attrs = FLOAT_KERNELS[p.node.op], p.node.attrs
         return lambda ints, threads, pool: reshape(attrs, ints[src])  # a view: the codes do not change
+    if p.impl.kernel in _POOL_KERNELS:
+        kernel = _RUNNERS[p.impl.kernel]
+        return lambda ints, threads, pool: kernel(model, p, ints, threads if pool is None else pool)
     return None
+
+
+# Runners whose kernels take a _core.Workers pool as their `threads` argument.
+_POOL_KERNELS = ("ort_qlinear_add",)
 
 
 def _same_codes(model: QuantizedModel, src: str, dst: str) -> bool:

@@ -208,3 +208,52 @@ def test_hard_sigmoid_dpu_section_c6_vectors(p_in, q, expected):
 def test_hard_sigmoid_dpu_all_codes_equal_twin(p_in, p_out):
     x = np.arange(-128, 128, dtype=np.int8)
     np.testing.assert_array_equal(_core.hard_sigmoid_dpu(x, p_in, p_out), ref_ops.hard_sigmoid_dpu(x, p_in, p_out))
+
+
+_POOL = _core.Workers(2)
+
+
+@pytest.mark.parametrize("threads", [2, "pool"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_float_scale_add_mul_threaded_equal_one_thread(dtype, threads):
+    # 56x56x24 (MobileNetV2's largest residual add) plus a ragged tail: the work is split into 64-element runs
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype)
+    a, b = (rng.integers(info.min, info.max, 56 * 56 * 24 + 37, endpoint=True).astype(dtype) for _ in range(2))
+    args = (a, b, 0.031, int(info.min) + 7, 0.017, int(info.max) - 3, 0.044, 1)
+    workers = _POOL if threads == "pool" else threads
+    for fn in (_core.add_float_scale, _core.mul_float_scale):
+        np.testing.assert_array_equal(fn(*args, threads=workers), fn(*args, threads=1))
+
+
+def _global_avg_pool_twin(x, x_zp, scale, y_zp, qmin, qmax):
+    """numpy: int32 sums minus H*W*zp, float32 multiply, clamp, round half to even, + zp."""
+    n, h, w, c = x.shape
+    acc = x.astype(np.int64).sum(axis=(1, 2)) - h * w * x_zp
+    v = acc.astype(np.float32) * np.float32(scale)
+    v = np.clip(v, np.float32(qmin - y_zp), np.float32(qmax - y_zp))
+    return (np.rint(v).astype(np.int64) + y_zp).astype(x.dtype).reshape(n, 1, 1, c)
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 7, 1280), (2, 3, 5, 17), (1, 1, 1, 3), (3, 14, 14, 96)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_global_avg_pool_float_scale_equals_twin(shape, dtype):
+    rng = np.random.default_rng(sum(shape))
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    for scale in (1.0 / (shape[1] * shape[2]), 0.37 / (shape[1] * shape[2]), 3.0):
+        x_zp, y_zp = int(info.min) + 100, int(info.max) - 90
+        got = _core.global_avg_pool_float_scale(x, x_zp, scale, y_zp, int(info.min), int(info.max))
+        np.testing.assert_array_equal(got, _global_avg_pool_twin(x, x_zp, scale, y_zp, int(info.min), int(info.max)))
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: _core.global_avg_pool_float_scale(np.zeros((1, 2, 2), np.uint8), 0, 1.0, 0, 0, 255), ValueError, "NHWC"),
+    (lambda: _core.global_avg_pool_float_scale(np.zeros((1, 2, 2, 3), np.int16), 0, 1.0, 0, 0, 255), TypeError, "uint8"),
+    (lambda: _core.global_avg_pool_float_scale(np.zeros((1, 2, 2, 3), np.uint8), 0, 0.0, 0, 0, 255), ValueError, "scale"),
+    (lambda: _core.global_avg_pool_float_scale(np.zeros((1, 2, 2, 3), np.uint8), 300, 1.0, 0, 0, 255), ValueError,
+     "x_zero_point"),
+])
+def test_global_avg_pool_float_scale_bad_arguments(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
