@@ -91,7 +91,14 @@ constexpr int64_t kBlockK = 512;    // K block: one packed-B panel slice is 64 x
 constexpr int64_t kBlockKAmx = 2048;  // AMX: longer K blocks amortise the tile store + add of C
 constexpr int64_t kMaxBlockM = 192;  // M block: packed A block of 192 x 512 (AMX: 2048) bytes, in L2
 
-constexpr int64_t kAmxMinK = 32;       // K <= this runs the VNNI kernel instead of AMX (see gemm_blocked_s32)
+// Short K runs the VNNI kernel instead of AMX when K <= kAmxMinK, or K <= kAmxNarrowK with at most
+// kAmxNarrowN columns (see gemm_blocked_s32).
+constexpr int64_t kAmxMinK = 16;
+constexpr int64_t kAmxNarrowK = 32;
+constexpr int64_t kAmxNarrowN = 32;
+// AMX work per extra pool worker, in units of one output (its requantization) plus 64 MACs: below it the
+// second core costs more (tile configuration, its share of A and B pulled into its caches) than it saves.
+constexpr int64_t kAmxMinUnitsPerPoolWorker = int64_t{170} << 10;
 constexpr int64_t kMinMacsPerWorker = int64_t{3} << 20;  // ~10 us of VNNI/AMX work per extra thread
 // With a WorkerPool the extra workers are already running (spinning between jobs): handing them work
 // costs about a microsecond, not a thread start.
@@ -204,7 +211,7 @@ inline Tiling choose_amx_tiling(int64_t m, int64_t panels, int64_t lda, int thre
 
 }  // namespace gemm_detail
 
-// EXACT mode on AMX-INT8, K > kAmxMinK: the acc_bits = 32 Wrap result, the same integers as every other
+// EXACT mode on AMX-INT8 (K past the VNNI cut-offs above): the acc_bits = 32 Wrap result, the same integers as every other
 // path (the int32 wrap-around sum of all k; addition mod 2^32 is order independent). Every 32 x 64 block of
 // C is accumulated over the whole of K inside the tiles (no partial sums in memory), stored once to an
 // L1 scratch block, compensated (gemm_compensation.h) and handed to epi (or copied to c) right away.
@@ -299,13 +306,23 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
                       GemmIsa isa, int threads, const TileEpilogue* epi = nullptr, WorkerPool* pool = nullptr) {
     const int64_t m = a.m, n = b.n, k = b.k;
     if (m <= 0 || n <= 0) return;
-    // AMX pads K to whole 64-byte tile rows: for short K most of every TDPBUSD multiplies padding, and the
-    // VNNI kernel (same integers: both wrap the exact int32 sum) is faster (measured on Sapphire Rapids).
-    if (isa == GemmIsa::Amx && mode == GemmMode::Exact && k <= gemm_detail::kAmxMinK) isa = GemmIsa::Avx512Vnni;
+    // AMX pads K to whole 64-byte tile rows and N to 64-column panels: with very short K, or short K and
+    // few columns, most of every TDPBUSD multiplies padding and the VNNI kernel (same integers: both wrap
+    // the exact int32 sum), which requantizes from its registers, is faster (measured on Sapphire Rapids:
+    // 12544x16x96 and 12544x32x16 faster on VNNI, 3136x24x144 and 784x32x192 on AMX).
+    if (isa == GemmIsa::Amx && mode == GemmMode::Exact &&
+        (k <= gemm_detail::kAmxMinK || (k <= gemm_detail::kAmxNarrowK && n <= gemm_detail::kAmxNarrowN)))
+        isa = GemmIsa::Avx512Vnni;
     // Starting a thread costs tens of microseconds: small GEMMs run on fewer workers.
     threads = gemm_detail::work_limited_threads(threads, m * n * std::max<int64_t>(k, 1), pool != nullptr);
 #if defined(HWSIM_HAVE_AMX_KERNEL)
-    if (isa == GemmIsa::Amx && mode == GemmMode::Exact) return gemm_amx_blocked_s32(a, b, c, ldc, threads, epi, pool);
+    if (isa == GemmIsa::Amx && mode == GemmMode::Exact) {
+        if (pool != nullptr) {
+            const int64_t units = m * n + m * n * k / 64;
+            threads = static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, units / gemm_detail::kAmxMinUnitsPerPoolWorker)));
+        }
+        return gemm_amx_blocked_s32(a, b, c, ldc, threads, epi, pool);
+    }
 #endif
     const GemmMicroKernel kernel = select_microkernel(isa, mode);
     const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads), kMicroRows,
