@@ -324,9 +324,24 @@ py::array_t<int32_t> PartialSums(const py::array& a, const py::array& b, int64_t
     return p;
 }
 
+// A fused depthwise layer (PreparedDepthwise) with its weights packed and its requantization planned once;
+// each call checks x (and the other arguments against it) with CheckDepthwise, as the one-shot function.
+struct __attribute__((visibility("hidden"))) PreparedDepthwise {
+    py::array w;
+    std::array<int64_t, 2> strides{1, 1}, dilations{1, 1};
+    std::array<int64_t, 4> pads{0, 0, 0, 0};
+    std::optional<int64_t> depth_multiplier;
+    int64_t x_zero_point = 0;
+    py::object mode, isa;
+    depthwise_detail::PackedDepthwiseWeights packed;
+    FusedRequantArgs r;
+    std::unique_ptr<FloatRequantPlan<float>> plan;
+};
+
 }  // namespace
 
 void bind_depthwise(py::module_& m) {
+
     py::enum_<DepthwiseMode>(m, "DepthwiseMode",
                              "How depthwise_conv2d_s32 accumulates: EXACT int32, or FBGEMM_DW_PAIRS (fbgemm's "
                              "depthwise kernel: int16-saturated pairs of taps; FBGEMM_DW3X3_PAIRS is the same value)")
@@ -451,6 +466,64 @@ void bind_depthwise(py::module_& m) {
             return DepthwiseIsaSupported(ParseIsa(isa));
         },
         py::arg("isa"), "Whether the depthwise/group-wise kernels can run the given isa path on this CPU.");
+    py::class_<PreparedDepthwise>(m, "PreparedDepthwise", R"doc(PreparedDepthwise(w, strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0), *, scale, zero_point, qmin, qmax, bias=None, depth_multiplier=None, x_zero_point=0, mode=EXACT, isa="auto", out_dtype=None)
+
+depthwise_conv2d_requantize_float with every argument but x (and threads) given once (symmetric weights:
+no w_zero_point): w is packed and the requantization planned here. Calling it with (x, threads=1) returns
+exactly depthwise_conv2d_requantize_float(x, w, ...) with the same arguments.)doc")
+        .def(py::init([](const py::array& w, std::array<int64_t, 2> strides, std::array<int64_t, 2> dilations,
+                         std::array<int64_t, 4> pads, const py::object& scale, const py::object& zero_point,
+                         int64_t qmin, int64_t qmax, const py::object& bias, std::optional<int64_t> depth_multiplier,
+                         int64_t x_zero_point, const py::object& mode, const py::object& isa,
+                         const py::object& out_dtype) {
+                 RequireDtypeInt8(w, "w");
+                 RequireNdim(w, 4, "w", "OHWI [C*multiplier, KH, KW, 1]");
+                 RequireContiguous(w, "w");
+                 if (w.shape(0) < 1 || w.shape(1) < 1 || w.shape(2) < 1 || w.shape(3) != 1 ||
+                     w.shape(1) * w.shape(2) > kMaxDepthwiseTaps || w.shape(0) >= kMaxExtent)
+                     throw py::value_error("w must be OHWI [C*multiplier, KH, KW, 1] with at most " +
+                                           std::to_string(kMaxDepthwiseTaps) + " taps");
+                 auto p = std::make_unique<PreparedDepthwise>();
+                 p->w = w;
+                 p->strides = strides;
+                 p->dilations = dilations;
+                 p->pads = pads;
+                 p->depth_multiplier = depth_multiplier;
+                 p->x_zero_point = x_zero_point;
+                 p->mode = mode;
+                 p->isa = isa;
+                 ParseDepthwiseMode(mode);
+                 const DepthwiseIsa path = ResolveDepthwiseIsa(ParseIsa(isa));
+                 DepthwiseConv2DShape shape;  // PackWeights reads only the output channels and the kernel size
+                 shape.c = static_cast<int>(w.shape(0));
+                 shape.kh = static_cast<int>(w.shape(1));
+                 shape.kw = static_cast<int>(w.shape(2));
+                 p->packed = depthwise_detail::PackWeights(static_cast<const int8_t*>(w.data()), nullptr, shape);
+                 p->r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, w.shape(0));
+                 p->plan = std::make_unique<FloatRequantPlan<float>>(p->r.plan(
+                     w.shape(0), RequantIsaFor(path == DepthwiseIsa::kScalar, path == DepthwiseIsa::kAvx2)));
+                 return p;
+             }),
+             py::arg("w"), py::arg("strides") = std::array<int64_t, 2>{1, 1},
+             py::arg("dilations") = std::array<int64_t, 2>{1, 1}, py::arg("pads") = std::array<int64_t, 4>{0, 0, 0, 0},
+             py::kw_only(), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"), py::arg("qmax"),
+             py::arg("bias") = py::none(), py::arg("depth_multiplier") = py::none(), py::arg("x_zero_point") = 0,
+             py::arg("mode") = DepthwiseMode::kExact, py::arg("isa") = "auto", py::arg("out_dtype") = py::none())
+        .def("__call__", [](const PreparedDepthwise& p, const py::array& x, const py::object& threads) {
+                 const DepthwiseCall d = CheckDepthwise(x, p.w, p.strides, p.dilations, p.pads, p.depth_multiplier,
+                                                        p.x_zero_point, py::none(), p.mode, p.isa, threads);
+                 const int64_t oc = d.s.out_channels();
+                 return RunFusedRequantPlan(p.r, *p.plan, {d.s.n, d.s.out_h(), d.s.out_w(), oc}, oc,
+                                            [&](const TileEpilogue& hook) {
+                     if (IsDtype<uint8_t>(x))
+                         DepthwiseConv2DS32Packed(static_cast<const uint8_t*>(x.data()), p.packed, nullptr, d.s, d.zp,
+                                                  d.mode, d.isa, d.threads.threads, &hook, d.threads.pool);
+                     else
+                         DepthwiseConv2DS32Packed(static_cast<const int8_t*>(x.data()), p.packed, nullptr, d.s, d.zp,
+                                                  d.mode, d.isa, d.threads.threads, &hook, d.threads.pool);
+                 });
+             },
+             py::arg("x"), py::arg("threads") = 1);
 }
 
 }  // namespace hwsim::bindings

@@ -231,6 +231,39 @@ Conv2dGeometry conv_geometry(const py::array& x, const PackedConvWeights& pw, co
     return geo;
 }
 
+// Prepared fused layers (PreparedConv2d, PreparedDense): the weights, geometry arguments, options and the
+// requantization plan of one layer, checked and converted once; each call checks only x. A network runs
+// the same layers many times, and converting ~15 arguments per call cost as much as a small layer.
+struct __attribute__((visibility("hidden"))) PreparedFusedGemm {
+    std::shared_ptr<PackedConvWeights> conv;  // exactly one of conv / dense
+    std::shared_ptr<PackedWeights> dense;
+    py::object strides, dilations, pads;       // conv only; checked against each x by conv_geometry
+    py::object x_zero_point;
+    GemmOptions opt;                           // threads and pool are set per call
+    FusedRequantArgs r;
+    std::unique_ptr<FloatRequantPlan<float>> plan;
+};
+
+void prepare_requant(PreparedFusedGemm& p, const CpuFeatures* host, int64_t out_c, const py::object& mode,
+                     const std::string& isa, const py::object& scale, const py::object& zero_point, int64_t qmin,
+                     int64_t qmax, const py::object& bias, const py::object& out_dtype) {
+    p.opt = parse_options(mode, 32, py::str("wrap"), isa, py::int_(1), false, host);
+    p.r = ParseFusedRequant(scale, zero_point, qmin, qmax, bias, out_dtype, out_c);
+    p.plan = std::make_unique<FloatRequantPlan<float>>(
+        p.r.plan(out_c, RequantIsaFor(p.opt.isa == GemmIsa::Scalar, p.opt.isa == GemmIsa::Avx2)));
+}
+
+struct __attribute__((visibility("hidden"))) PreparedConv2d : PreparedFusedGemm {};
+struct __attribute__((visibility("hidden"))) PreparedDense : PreparedFusedGemm {};
+
+GemmOptions call_options(const PreparedFusedGemm& p, const py::object& threads) {
+    GemmOptions opt = p.opt;
+    const ThreadsArg t = ParseThreads(threads, 4096);
+    opt.threads = t.threads;
+    opt.pool = t.pool;
+    return opt;
+}
+
 }  // namespace
 
 void bind_gemm(py::module_& m) {
@@ -519,6 +552,79 @@ vector instructions of `isa` ("scalar" = portable code); all ISAs give identical
           py::arg("out_dtype") = py::none(),
           (std::string("gemm_s32 (same a, b, a_zero_point, b_zero_point, mode, acc_bits, overflow, isa, threads) "
                        "fused with float-scale requantization -> [M, N].") + kFusedDoc).c_str());
+
+    py::class_<PreparedConv2d>(m, "PreparedConv2d", R"doc(PreparedConv2d(w, *, scale, zero_point, qmin, qmax, bias=None, x_zero_point=0, strides=(1, 1), dilations=(1, 1), pads=(0, 0, 0, 0), mode="exact", isa="auto", out_dtype=None)
+
+conv2d_requantize_float with every argument but x (and threads) given once: w is PackedConvWeights
+(pack_conv_weights). Calling it with (x, threads=1) returns exactly conv2d_requantize_float(x, w, ...) with
+the same arguments; x is checked on every call.)doc")
+        .def(py::init([](const std::shared_ptr<PackedConvWeights>& w, const py::object& scale,
+                         const py::object& zero_point, int64_t qmin, int64_t qmax, const py::object& bias,
+                         const py::object& x_zp, const py::object& strides, const py::object& dilations,
+                         const py::object& pads, const py::object& mode, const std::string& isa,
+                         const py::object& out_dtype) {
+                 if (!w) throw py::type_error("w must be PackedConvWeights (hwsim._core.pack_conv_weights)");
+                 auto p = std::make_unique<PreparedConv2d>();
+                 p->conv = w;
+                 p->strides = strides;
+                 p->dilations = dilations;
+                 p->pads = pads;
+                 p->x_zero_point = x_zp;
+                 prepare_requant(*p, &w->host, w->out_c, mode, isa, scale, zero_point, qmin, qmax, bias, out_dtype);
+                 return p;
+             }),
+             py::arg("w"), py::kw_only(), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"), py::arg("qmax"),
+             py::arg("bias") = py::none(), py::arg("x_zero_point") = 0, py::arg("strides") = py::make_tuple(1, 1),
+             py::arg("dilations") = py::make_tuple(1, 1), py::arg("pads") = py::make_tuple(0, 0, 0, 0),
+             py::arg("mode") = "exact", py::arg("isa") = "auto", py::arg("out_dtype") = py::none())
+        .def("__call__", [](const PreparedConv2d& p, const py::object& x_obj, const py::object& threads) {
+                 py::array x = checked_array(x_obj, "x", 4);
+                 const bool x_signed = activation_dtype(x, "x");
+                 const int32_t x_zp = activation_zero_point(p.x_zero_point, x_signed, "x_zero_point");
+                 const Conv2dGeometry geo = conv_geometry(x, *p.conv, p.strides, p.dilations, p.pads);
+                 const GemmOptions opt = call_options(p, threads);
+                 const uint8_t* xd = static_cast<const uint8_t*>(x.data());
+                 return RunFusedRequantPlan(p.r, *p.plan, {geo.batch, geo.out_h(), geo.out_w(), geo.out_c}, geo.out_c,
+                                            [&](const TileEpilogue& hook) {
+                                                conv2d_s32(xd, x_signed, x_zp, *p.conv, geo, nullptr, opt, &hook);
+                                            });
+             },
+             py::arg("x"), py::arg("threads") = 1);
+
+    py::class_<PreparedDense>(m, "PreparedDense", R"doc(PreparedDense(b, *, scale, zero_point, qmin, qmax, bias=None, a_zero_point=0, mode="exact", isa="auto", out_dtype=None)
+
+gemm_requantize_float with every argument but a (and threads) given once: b is PackedWeights
+(pack_weights). Calling it with (a, threads=1) returns exactly gemm_requantize_float(a, b, ...).)doc")
+        .def(py::init([](const std::shared_ptr<PackedWeights>& b, const py::object& scale,
+                         const py::object& zero_point, int64_t qmin, int64_t qmax, const py::object& bias,
+                         const py::object& a_zp, const py::object& mode, const std::string& isa,
+                         const py::object& out_dtype) {
+                 if (!b) throw py::type_error("b must be PackedWeights (hwsim._core.pack_weights)");
+                 auto p = std::make_unique<PreparedDense>();
+                 p->dense = b;
+                 p->x_zero_point = a_zp;
+                 prepare_requant(*p, &b->host, b->n, mode, isa, scale, zero_point, qmin, qmax, bias, out_dtype);
+                 return p;
+             }),
+             py::arg("b"), py::kw_only(), py::arg("scale"), py::arg("zero_point"), py::arg("qmin"), py::arg("qmax"),
+             py::arg("bias") = py::none(), py::arg("a_zero_point") = 0, py::arg("mode") = "exact",
+             py::arg("isa") = "auto", py::arg("out_dtype") = py::none())
+        .def("__call__", [](const PreparedDense& p, const py::object& a_obj, const py::object& threads) {
+                 py::array a = checked_array(a_obj, "a", 2);
+                 const bool a_signed = activation_dtype(a, "a");
+                 const int32_t a_zp = activation_zero_point(p.x_zero_point, a_signed, "a_zero_point");
+                 if (a.shape(1) != p.dense->k)
+                     throw py::value_error("K mismatch: a has shape (" + std::to_string(a.shape(0)) + ", " +
+                                           std::to_string(a.shape(1)) + ") but b has K = " + std::to_string(p.dense->k));
+                 const GemmOptions opt = call_options(p, threads);
+                 const int64_t mm = a.shape(0), nn = p.dense->n;
+                 GemmActivations<DenseRows> act{DenseRows{static_cast<const uint8_t*>(a.data()), a.shape(1)}, mm,
+                                                a.shape(1), a_signed, a_zp};
+                 return RunFusedRequantPlan(p.r, *p.plan, {mm, nn}, nn, [&](const TileEpilogue& hook) {
+                     gemm_s32(act, *p.dense, nullptr, nn, opt, &hook);
+                 });
+             },
+             py::arg("a"), py::arg("threads") = 1);
 }
 
 }  // namespace hwsim::bindings

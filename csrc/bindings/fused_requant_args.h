@@ -73,14 +73,12 @@ inline RequantIsa RequantIsaFor(bool scalar, bool avx2_only) {
     return best;
 }
 
-// Allocates the output (shape, r.out_dtype), builds the plan and calls run(epilogue_hook) with the GIL
-// released; run must produce every element of the [rows, C] int32 result and hand it to the hook.
+// RunFusedRequant with a plan built beforehand (a prepared layer keeps it from call to call).
 template <typename Run>
-pybind11::array RunFusedRequant(const FusedRequantArgs& r, const std::vector<pybind11::ssize_t>& shape, int64_t C,
-                                RequantIsa isa, Run&& run) {
+pybind11::array RunFusedRequantPlan(const FusedRequantArgs& r, const FloatRequantPlan<float>& plan,
+                                    const std::vector<pybind11::ssize_t>& shape, int64_t C, Run&& run) {
     namespace py = pybind11;
     py::array out(r.out_dtype, shape);
-    const FloatRequantPlan<float> plan = r.plan(C, isa);
     void* po = out.mutable_data();
     int64_t total = 1;
     for (auto d : shape) total *= d;
@@ -96,6 +94,14 @@ pybind11::array RunFusedRequant(const FusedRequantArgs& r, const std::vector<pyb
         run(hook);
     });
     return out;
+}
+
+// Allocates the output (shape, r.out_dtype), builds the plan and calls run(epilogue_hook) with the GIL
+// released; run must produce every element of the [rows, C] int32 result and hand it to the hook.
+template <typename Run>
+pybind11::array RunFusedRequant(const FusedRequantArgs& r, const std::vector<pybind11::ssize_t>& shape, int64_t C,
+                                RequantIsa isa, Run&& run) {
+    return RunFusedRequantPlan(r, r.plan(C, isa), shape, C, std::forward<Run>(run));
 }
 
 }  // namespace hwsim::bindings

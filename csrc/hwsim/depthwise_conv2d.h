@@ -420,11 +420,26 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Columns
 // Paths: 3x3, multiplier 1, dilation 1 on AVX-512 runs DepthwiseRow3x3Avx512; everything else the
 // portable body compiled for the chosen ISA. All give identical integers.
 template <typename XT>
+void DepthwiseConv2DS32Packed(const XT* x, const depthwise_detail::PackedDepthwiseWeights& pw, int32_t* out,
+                              const DepthwiseConv2DShape& s, int32_t x_zero_point, DepthwiseMode mode,
+                              DepthwiseIsa isa, int threads, const TileEpilogue* epi = nullptr,
+                              WorkerPool* pool = nullptr);
+
+template <typename XT>
 void DepthwiseConv2DS32(const XT* x, const int8_t* w_ohwi, int32_t* out, const DepthwiseConv2DShape& s,
                         int32_t x_zero_point, DepthwiseMode mode, DepthwiseIsa isa, int threads,
                         const int32_t* w_zero_point = nullptr, const TileEpilogue* epi = nullptr,
                         WorkerPool* pool = nullptr) {
-    const auto pw = depthwise_detail::PackWeights(w_ohwi, w_zero_point, s);
+    DepthwiseConv2DS32Packed(x, depthwise_detail::PackWeights(w_ohwi, w_zero_point, s), out, s, x_zero_point, mode, isa,
+                             threads, epi, pool);
+}
+
+// DepthwiseConv2DS32 with weights packed beforehand by depthwise_detail::PackWeights for the same
+// out_channels, KH and KW (a prepared layer packs them once).
+template <typename XT>
+void DepthwiseConv2DS32Packed(const XT* x, const depthwise_detail::PackedDepthwiseWeights& pw, int32_t* out,
+                              const DepthwiseConv2DShape& s, int32_t x_zero_point, DepthwiseMode mode,
+                              DepthwiseIsa isa, int threads, const TileEpilogue* epi, WorkerPool* pool) {
     const int64_t rows = static_cast<int64_t>(s.n) * s.out_h();
     const DepthwiseIsa path = ResolveDepthwiseIsa(isa);
     const int64_t oc_n = s.out_channels(), ow_n = s.out_w();

@@ -17,7 +17,6 @@ Nothing here knows a target by name: every choice comes from the resolved :class
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -976,29 +975,26 @@ def _bound_runner(model: QuantizedModel, p: LayerPlan) -> Runner | None:
         a = node.attrs
         channels = int(model.graph.tensors[src].shape[-1])
         how = _accumulation_mode(p, x_dtype, channels)
+        # The core's prepared layers: weights packed, arguments converted and requantization planned once.
         if p.op_kind == "DepthwiseConv2D":
             mode = _core.DepthwiseMode.FBGEMM_DW_PAIRS if how == "fbgemm_dw_pairs" else _core.DepthwiseMode.EXACT
-            kernel = functools.partial(
-                _core.depthwise_conv2d_requantize_float, w=c["w_int_contiguous"], strides=list(a["strides"]),
-                dilations=list(a["dilations"]), pads=list(a["pads"]), depth_multiplier=c["w_int"].shape[0] // channels,
-                x_zero_point=c["x_zero_point"], mode=mode, **fused)
+            kernel = _core.PreparedDepthwise(
+                c["w_int_contiguous"], list(a["strides"]), list(a["dilations"]), list(a["pads"]),
+                depth_multiplier=c["w_int"].shape[0] // channels, x_zero_point=c["x_zero_point"], mode=mode, **fused)
         elif p.op_kind == "Conv2D":
-            kernel = functools.partial(
-                _core.conv2d_requantize_float, w=c["w_packed"], x_zero_point=c["x_zero_point"],
-                strides=tuple(a["strides"]), dilations=tuple(a["dilations"]), pads=tuple(a["pads"]), mode=how,
-                **fused)
+            kernel = _core.PreparedConv2d(c["w_packed"], x_zero_point=c["x_zero_point"], strides=tuple(a["strides"]),
+                                          dilations=tuple(a["dilations"]), pads=tuple(a["pads"]), mode=how, **fused)
         else:
-            dense = functools.partial(_core.gemm_requantize_float, b=c["w_packed"], a_zero_point=c["x_zero_point"],
-                                      mode=how, **fused)
+            dense = _core.PreparedDense(c["w_packed"], a_zero_point=c["x_zero_point"], mode=how, **fused)
 
             def kernel(x, threads):
-                return dense(x.reshape(-1, x.shape[-1]), threads=threads).reshape(*x.shape[:-1], -1)
+                return dense(x.reshape(-1, x.shape[-1]), threads).reshape(*x.shape[:-1], -1)
 
         def run(ints, threads, pool):
             x = ints[src]
             if x.dtype != x_dtype or not x.flags.c_contiguous or x.shape[-1] != channels:
                 return general(ints, threads, pool)
-            return kernel(x, threads=threads if pool is None else pool)
+            return kernel(x, threads if pool is None else pool)
 
         return run
     if p.impl.kernel == "copy" and p.node.op in ("Flatten", "Reshape") and _same_codes(model, src, p.output):

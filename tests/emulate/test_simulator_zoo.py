@@ -44,3 +44,29 @@ def test_224_networks_run_end_to_end(model, target):
     assert report.output_sqnr_db > 10
     convs = [layer for layer in report.layers if layer.op_kind in ("Conv2D", "DepthwiseConv2D", "Dense")]
     assert convs and all(layer.mode == "integer" for layer in convs)
+
+
+@pytest.fixture(scope="module")
+def mobilenetv2():
+    return build_model("mobilenetv2")
+
+
+@pytest.mark.parametrize("target", ["intel_int8", "intel_int8_avx2", "arm_tflite_xnnpack"])
+def test_bound_runners_equal_the_general_path(mobilenetv2, target):
+    # simulate() runs each plan through a runner with its arguments bound once (prepared core layers, a
+    # view for Flatten, the pool for QLinearAdd); run_plan is the general path: the integers must agree.
+    from hwsim.emulate import simulator as sim
+
+    x = _inputs(mobilenetv2, 1)
+    qm = sim.quantize_for_target(mobilenetv2, load_target(target), x)
+    bound = [p for p in qm.plans if p.mode != "fused" and sim._bound_runner(qm, p) is not None]
+    assert {p.op_kind for p in bound} >= {"Conv2D", "DepthwiseConv2D", "Dense"}
+    got = sim.simulate(qm, x, keep_intermediates=True, threads=2).integers
+    name = mobilenetv2.inputs[0].name
+    ints = {name: sim.quantize_tensor(x, qm.act[name], qm.target.numerics.activations)}
+    for p in qm.plans:
+        if p.mode != "fused":
+            ints[p.output] = sim.run_plan(qm, p, ints)
+    assert set(got) == set(ints)
+    for t, want in ints.items():
+        np.testing.assert_array_equal(got[t], want, err_msg=t)
