@@ -257,18 +257,31 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m51
                                    _mm512_maskz_slli_epi32(0xFFFF, b, 16));  // all-lanes form: see Load16
 }
 
+// The three input rows a 3x3 window of output row `row` (= n * OH + oh) reads: its image, its top input
+// row (may lie in the padding) and which of the rows lie inside the image.
+template <typename XT>
+struct Window3Rows {
+    const XT* x_img;
+    int ih0;
+    bool row_ok[3];
+    Window3Rows(const XT* x, const DepthwiseConv2DShape& s, int64_t row) {
+        const int oh_n = s.out_h();
+        x_img = x + row / oh_n * static_cast<int64_t>(s.h) * s.w * s.c;
+        ih0 = static_cast<int>(row % oh_n) * s.stride_h - s.pad_top;
+        for (int i = 0; i < 3; ++i) row_ok[i] = ih0 + i >= 0 && ih0 + i < s.h;
+    }
+};
+
 // Output row `row` (= n * OH + oh) of channels [0, OC) into out_row ([OW, OC] int32).
 template <typename XT, bool kPairs>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3Avx512(
         const XT* x, const PackedDepthwiseWeights& pw, int32_t* out_row, const DepthwiseConv2DShape& s, int32_t zp,
         int64_t row) {
-    const int c_n = s.c, oh_n = s.out_h(), ow_n = s.out_w();
-    const int64_t n = row / oh_n;
-    const int oh = static_cast<int>(row % oh_n);
-    const XT* x_img = x + n * static_cast<int64_t>(s.h) * s.w * c_n;
-    const int ih0 = oh * s.stride_h - s.pad_top;
-    bool row_ok[3];
-    for (int i = 0; i < 3; ++i) row_ok[i] = ih0 + i >= 0 && ih0 + i < s.h;
+    const int c_n = s.c, ow_n = s.out_w();
+    const Window3Rows<XT> win(x, s, row);
+    const XT* x_img = win.x_img;
+    const int ih0 = win.ih0;
+    const bool* row_ok = win.row_ok;
     const __m512i zpv = _mm512_set1_epi32(zp);
     const __m512i lo16 = _mm512_set1_epi32(-32768), hi16 = _mm512_set1_epi32(32767);
     for (int c0 = 0; c0 < c_n; c0 += 16) {
@@ -353,13 +366,11 @@ template <typename XT>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void DepthwiseRow3x3ColumnsAvx512(
         const XT* x, const PackedDepthwiseWeights& pw, int32_t* out_row, const DepthwiseConv2DShape& s, int32_t zp,
         int64_t row) {
-    const int c_n = s.c, oh_n = s.out_h(), ow_n = s.out_w();
-    const int64_t n = row / oh_n;
-    const int oh = static_cast<int>(row % oh_n);
-    const XT* x_img = x + n * static_cast<int64_t>(s.h) * s.w * c_n;
-    const int ih0 = oh * s.stride_h - s.pad_top;
-    bool row_ok[3];
-    for (int i = 0; i < 3; ++i) row_ok[i] = ih0 + i >= 0 && ih0 + i < s.h;
+    const int c_n = s.c, ow_n = s.out_w();
+    const Window3Rows<XT> win(x, s, row);
+    const XT* x_img = win.x_img;
+    const int ih0 = win.ih0;
+    const bool* row_ok = win.row_ok;
     const int stride = s.stride_w;
     const __m512i zpv = _mm512_set1_epi32(zp);
     const __m512i low16 = _mm512_set1_epi32(0xFFFF);

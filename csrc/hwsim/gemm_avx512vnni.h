@@ -28,15 +28,11 @@ HWSIM_TARGET_AVX512 inline __mmask16 column_mask(int n_valid, int z) {
 }
 
 // R rows (1..6) x NZ zmm columns (1..4). kPairs selects the AVX2_PAIRS instruction sequence.
+// acc[r][z] += the products of `groups` K groups of A rows r (row stride lda) with panel columns
+// 16z..16z+15 of b (VPDPBUSD, or the AVX2 pair saturation of kPairs). Shared by every VNNI micro-kernel.
 template <int R, int NZ, bool kPairs>
-HWSIM_TARGET_AVX512 inline void kernel(const uint8_t* a, int64_t lda, int64_t groups, const int8_t* b, int32_t* c,
-                                       int64_t ldc,
-                                       int n_valid, bool accumulate) {
-    __m512i acc[R][NZ];
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-        for (int z = 0; z < NZ; ++z) acc[r][z] = _mm512_setzero_si512();
+HWSIM_TARGET_AVX512 inline void accumulate_groups(const uint8_t* a, int64_t lda, int64_t groups, const int8_t* b,
+                                                  __m512i (&acc)[R][NZ]) {
     const __m512i ones16 = _mm512_set1_epi16(1);
     for (int64_t g = 0; g < groups; ++g) {
         const int8_t* bg = b + g * kPanelGroupBytes;
@@ -61,6 +57,18 @@ HWSIM_TARGET_AVX512 inline void kernel(const uint8_t* a, int64_t lda, int64_t gr
             }
         }
     }
+}
+
+template <int R, int NZ, bool kPairs>
+HWSIM_TARGET_AVX512 inline void kernel(const uint8_t* a, int64_t lda, int64_t groups, const int8_t* b, int32_t* c,
+                                       int64_t ldc,
+                                       int n_valid, bool accumulate) {
+    __m512i acc[R][NZ];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int z = 0; z < NZ; ++z) acc[r][z] = _mm512_setzero_si512();
+    accumulate_groups<R, NZ, kPairs>(a, lda, groups, b, acc);
     // The block sum is complete; add the previous K blocks' partial sums (int32 wrap, like VPADDD).
 #pragma GCC unroll 4
     for (int z = 0; z < NZ; ++z) {

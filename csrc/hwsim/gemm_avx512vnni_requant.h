@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "hwsim/gemm_avx512vnni.h"
 #include "hwsim/gemm_packed_weights.h"
 #include "hwsim/tile_epilogue.h"
 
@@ -24,13 +25,6 @@ namespace vnni_requant_detail {
 
 #define HWSIM_TARGET_VNNI_RQ __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-HWSIM_TARGET_VNNI_RQ inline __mmask16 lanes(int n_valid, int z) {
-    const int cnt = n_valid - 16 * z;
-    if (cnt >= 16) return static_cast<__mmask16>(0xFFFF);
-    if (cnt <= 0) return static_cast<__mmask16>(0);
-    return static_cast<__mmask16>((1u << cnt) - 1u);
-}
-
 template <int R, int NZ>
 HWSIM_TARGET_VNNI_RQ inline void kernel(const uint8_t* a, int64_t lda, int64_t groups, const int8_t* b,
                                         const int32_t* init, const int32_t* neg_zb, const int32_t* row_sum,
@@ -40,7 +34,7 @@ HWSIM_TARGET_VNNI_RQ inline void kernel(const uint8_t* a, int64_t lda, int64_t g
     __m512i acc[R][NZ];
 #pragma GCC unroll 4
     for (int z = 0; z < NZ; ++z) {
-        const __mmask16 m = lanes(n_valid, z);
+        const __mmask16 m = avx512_detail::column_mask(n_valid, z);
         const __m512i base = _mm512_maskz_loadu_epi32(m, init + 16 * z);
         const __m512i nz = neg_zb != nullptr ? _mm512_maskz_loadu_epi32(m, neg_zb + 16 * z) : _mm512_setzero_si512();
 #pragma GCC unroll 6
@@ -48,24 +42,10 @@ HWSIM_TARGET_VNNI_RQ inline void kernel(const uint8_t* a, int64_t lda, int64_t g
             acc[r][z] = neg_zb != nullptr ? _mm512_add_epi32(base, _mm512_mullo_epi32(nz, _mm512_set1_epi32(row_sum[r])))
                                           : base;
     }
-    for (int64_t g = 0; g < groups; ++g) {
-        const int8_t* bg = b + g * kPanelGroupBytes;
-        const uint8_t* ag = a + g * kKGroup;
-        __m512i bv[NZ];
-#pragma GCC unroll 4
-        for (int z = 0; z < NZ; ++z) bv[z] = _mm512_loadu_si512(reinterpret_cast<const void*>(bg + 64 * z));
-#pragma GCC unroll 6
-        for (int r = 0; r < R; ++r) {
-            int32_t a4;
-            __builtin_memcpy(&a4, ag + r * lda, 4);
-            const __m512i av = _mm512_set1_epi32(a4);
-#pragma GCC unroll 4
-            for (int z = 0; z < NZ; ++z) acc[r][z] = _mm512_dpbusd_epi32(acc[r][z], av, bv[z]);
-        }
-    }
+    avx512_detail::accumulate_groups<R, NZ, false>(a, lda, groups, b, acc);
 #pragma GCC unroll 4
     for (int z = 0; z < NZ; ++z) {
-        const __mmask16 m = lanes(n_valid, z);
+        const __mmask16 m = avx512_detail::column_mask(n_valid, z);
         const int64_t c = col + 16 * z;
         const __m512 s = _mm512_maskz_loadu_ps(m, q.scale + c);
         const __m512 lo = _mm512_maskz_loadu_ps(m, q.lo + c);
