@@ -29,6 +29,13 @@ void Dispatch8(const py::array& x, const char* name, F&& f) {
   TypeError(std::string(name) + " must have dtype int8 or uint8, got " + DtypeName(x));
 }
 
+// Dispatch8, and int16 codes too (the TFLite 16x8 kernels).
+template <typename F>
+void Dispatch8or16(const py::array& x, const char* name, F&& f) {
+  if (IsDtype<int16_t>(x)) return f(int16_t{});
+  Dispatch8(x, name, std::forward<F>(f));
+}
+
 int64_t Int(py::handle obj, const char* name, int64_t lo, int64_t hi) {
   const auto v = IntParam(obj, name, lo, hi);
   if (v.size() != 1) ValueError(std::string(name) + " must be a scalar");
@@ -77,9 +84,9 @@ py::array LeakyReluTflitePy(py::handle x_obj, py::handle zp_in, py::handle zp_ou
   const int32_t ma = static_cast<int32_t>(Int(m_a, "multiplier_alpha", 0, std::numeric_limits<int32_t>::max()));
   const int ea = static_cast<int>(Int(e_a, "shift_alpha", -31, 22));
   py::array out(x.dtype(), Shape(x));
-  Dispatch8(x, "x", [&](auto tag) {
+  Dispatch8or16(x, "x", [&](auto tag) {
     using T = decltype(tag);
-    auto xc = Exact<T>(x, "x", "int8 or uint8");
+    auto xc = Exact<T>(x, "x", "int8, uint8 or int16");
     int32_t lo, hi;
     Bounds<T>(qmin, qmax, &lo, &hi);
     const T* px = xc.data();
@@ -185,7 +192,7 @@ void bind_activations(py::module_& m) {
         py::arg("multiplier_alpha"), py::arg("shift_alpha"), py::arg("qmin") = py::none(),
         py::arg("qmax") = py::none(),
         "TFLite reference LEAKY_RELU: zp_out + MBQM(q - zp_in) with the identity or the alpha multiplier "
-        "(double rounding; numerics A.7).");
+        "(double rounding; numerics A.7); x int8, uint8 or int16 (the 16x8 kernel, measured).");
   m.def("leaky_relu_xnnpack", &LeakyReluXnnpackPy, py::arg("x"), py::kw_only(), py::arg("input_zero_point"),
         py::arg("output_zero_point"), py::arg("positive_multiplier"), py::arg("negative_multiplier"),
         py::arg("qmin") = py::none(), py::arg("qmax") = py::none(),

@@ -119,8 +119,10 @@ def leaky_relu_xnnpack_params(input_scale: float, output_scale: float, alpha: fl
 def _prepare_leaky_relu(graph, target, plan, act) -> None:
     x_q, y_q = act[plan.node.inputs[0]], act[plan.output]
     alpha = float(plan.node.attrs.get("alpha", 0.01))
-    if x_q.dtype not in _EIGHT_BIT or y_q.dtype != x_q.dtype:
-        return _fallback(plan, "LEAKY_RELU runs on int8/uint8 only")
+    reference = plan.impl.params.get("arithmetic", "multiplier") != "fixed_point_8bit"
+    codes = (*_EIGHT_BIT, np.dtype(np.int16)) if reference else _EIGHT_BIT  # 16x8: the reference kernel only
+    if x_q.dtype not in codes or y_q.dtype != x_q.dtype:
+        return _fallback(plan, f"LEAKY_RELU runs on {'int8/uint8/int16' if reference else 'int8/uint8'} only")
     if alpha < 0:
         return _fallback(plan, f"LEAKY_RELU with a negative alpha {alpha}")
     common = dict(input_zero_point=x_q.zero_point, output_zero_point=y_q.zero_point, qmin=y_q.qmin, qmax=y_q.qmax)

@@ -829,8 +829,11 @@ def _prepare_other(g: Graph, target: Target, p: LayerPlan, act: dict[str, ActQua
         if scheme in ("fixed_point_double", "fixed_point_single"):
             from hwsim import numerics
 
+            # s1 * s2 / s_out in double (TFLM, the default) or in float32 (the target's scale_precision)
+            fp32 = dict(p.impl.requant.params).get("scale_precision", "float64") == "float32"
             c["params"] = numerics.tflite_mul_params(np.float32(a_q.scale), a_q.zero_point, np.float32(b_q.scale),
-                                                     b_q.zero_point, np.float32(y_q.scale), y_q.zero_point)
+                                                     b_q.zero_point, np.float32(y_q.scale), y_q.zero_point,
+                                                     scale_precision="fp32" if fp32 else "fp64")
             c["rounding"] = "single" if scheme == "fixed_point_single" else "double"
         elif scheme == "float_scale":
             # XNNPACK: float32(product) · float32(s_a·s_b/s_out), clamp in float, RNE, + zp (measured on all

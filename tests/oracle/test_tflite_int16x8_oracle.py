@@ -52,7 +52,7 @@ RANGES = {
     "add16_relu": (-1.0, 1.0), "avg_pool16_same": (-1.0, 1.0), "max_pool16_same": (-1.0, 1.0),
     "mean16_keepdims": (-2.0, 2.0), "pad_conv_reshape_fc16": (-1.0, 1.0), "mini_net16_float_io": (-1.0, 1.0),
     "logistic16": (-6.0, 6.0), "tanh16": (-3.0, 3.0), "softmax16": (-4.0, 4.0), "concat16": (-1.0, 1.0),
-    "act_net16_float_io": (-1.0, 1.0),
+    "act_net16_float_io": (-1.0, 1.0), "mul16": (-1.0, 1.0), "leaky_relu16": (-2.0, 2.0),
 }
 MODELS = sorted(RANGES)
 MIN_SAMPLES, MIN_VALUES = 64, 1 << 16
@@ -117,7 +117,7 @@ def test_models_are_16x8():
         it = Interpreter(model_path=str(DATA / f"{name}.tflite"))
         types = {np.dtype(d["dtype"]) for d in it.get_tensor_details()}
         assert np.dtype(np.int16) in types and np.dtype(np.uint8) not in types, (name, types)
-        if not name.startswith(("avg", "max", "mean", "logistic", "tanh", "softmax")):
+        if not name.startswith(("avg", "max", "mean", "logistic", "tanh", "softmax", "leaky")):
             assert {np.dtype(np.int8), np.dtype(np.int64)} <= types, (name, types)
 
 
