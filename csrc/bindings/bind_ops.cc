@@ -242,13 +242,24 @@ py::array Pool(py::handle x_obj, py::handle kernel, py::handle stride, py::handl
   return out;
 }
 
-py::array MaxPoolPy(py::handle x, py::handle kernel, py::handle stride, py::handle padding, py::handle act_min, py::handle act_max) {
+py::array MaxPoolPy(py::handle x, py::handle kernel, py::handle stride, py::handle padding, py::handle act_min,
+                    py::handle act_max, py::handle threads_obj) {
+  const ThreadsArg threads = ParseThreads(threads_obj, 1024);
   return Pool(x, kernel, stride, padding, [&](auto tag, const auto* px, const PoolGeometry& g, auto* po) {
     using T = decltype(tag);
     int64_t lo, hi;
     Bounds<T>(act_min, act_max, "act_min", "act_max", &lo, &hi);
     py::gil_scoped_release release;
-    MaxPool2d<T>(px, g, lo, hi, po);
+    // whole output rows per item, one contiguous range per worker first (parallel.h); small pools run alone
+    const int64_t rows = g.N * g.OH(), per_row = g.OW() * g.C * g.kh * g.kw;
+    const int workers = static_cast<int>(std::min<int64_t>(resolve_threads(threads.threads),
+                                                           std::max<int64_t>(1, rows * per_row / (int64_t{1} << 16))));
+    if (workers <= 1) return MaxPool2d<T>(px, g, lo, hi, po);
+    const int64_t items = std::min<int64_t>(rows, int64_t{workers} * 4), step = (rows + items - 1) / items;
+    parallel_for_dynamic(items, workers, [&](int, int64_t i) {
+      const int64_t begin = std::min(rows, i * step), end = std::min(rows, begin + step);
+      if (begin < end) MaxPool2d<T>(px, g, lo, hi, po, begin, end);
+    }, threads.pool);
   });
 }
 
@@ -406,8 +417,9 @@ void bind_ops(py::module_& m) {
         "float32(acc) * float32(scale) clamped to [qmin - zp, qmax - zp], rounded half to even, + zp "
         "(onnxruntime QLinearGlobalAveragePool on x86; scale = s_in / (s_out * H * W) in float32).");
   m.def("max_pool2d", &MaxPoolPy, py::arg("x"), py::arg("kernel"), py::arg("stride") = py::none(), py::arg("padding") = 0,
-        py::kw_only(), py::arg("act_min") = py::none(), py::arg("act_max") = py::none(),
-        "NHWC max pool of raw codes over in-bounds taps, then clamp (TFLite MaxPool).");
+        py::kw_only(), py::arg("act_min") = py::none(), py::arg("act_max") = py::none(), py::arg("threads") = 1,
+        "NHWC max pool of raw codes over in-bounds taps, then clamp (TFLite MaxPool). threads: an int or a "
+        "hwsim._core.Workers (same integers).");
   m.def("avg_pool2d_tflite", &AvgPoolTflitePy, py::arg("x"), py::arg("kernel"), py::arg("stride") = py::none(),
         py::arg("padding") = 0, py::kw_only(), py::arg("act_min") = py::none(), py::arg("act_max") = py::none(),
         py::arg("count_include_pad") = false,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "hwsim/assumptions.h"
@@ -27,12 +28,15 @@ struct PoolGeometry {
 // finish(c, reduced, count, padded_count) for each channel. count = in-bounds taps; padded_count =
 // taps inside the padded input (count_include_pad). Acc is int32_t for sums and max (codes <= 16 bit,
 // windows < 2^15 taps) or int64_t otherwise; init is the reduction's identity.
+// Output rows [row_begin, row_end) of N * OH (all of them by default), so callers can split the work.
 template <typename T, typename Acc, typename Reduce, typename Finish>
-void PoolLoop(const T* x, const PoolGeometry& g, T* out, Acc init, Reduce reduce, Finish finish) {
+void PoolLoop(const T* x, const PoolGeometry& g, T* out, Acc init, Reduce reduce, Finish finish,
+              int64_t row_begin = 0, int64_t row_end = -1) {
   const int64_t OH = g.OH(), OW = g.OW(), C = g.C;
+  if (row_end < 0) row_end = g.N * OH;
   std::vector<Acc> acc(static_cast<size_t>(C));
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t oh = 0; oh < OH; ++oh)
+  for (int64_t row = row_begin; row < row_end; ++row) {
+      const int64_t n = row / OH, oh = row % OH;
       for (int64_t ow = 0; ow < OW; ++ow) {
         const int64_t h0 = oh * g.stride_h - g.pad_top, w0 = ow * g.stride_w - g.pad_left;
         const int64_t hs = std::max<int64_t>(h0, 0), he = std::min<int64_t>(h0 + g.kh, g.H);
@@ -51,14 +55,20 @@ void PoolLoop(const T* x, const PoolGeometry& g, T* out, Acc init, Reduce reduce
         T* y = out + ((n * OH + oh) * OW + ow) * C;
         for (int64_t c = 0; c < C; ++c) y[c] = finish(a[c], count, padded_count);
       }
+  }
 }
 
 // Max of the in-bounds raw codes, then clamp to [act_min, act_max] (TFLite MaxPool; an all-padding
 // window, impossible when pads < kernel, would give act_min).
+// The running maximum stays in T (the codes' own type), so the channel loop compiles to byte / word maxima
+// (PMAXUB on every x86-64); starting from T's minimum instead of INT32_MIN changes nothing after the clamp.
+// Output rows [row_begin, row_end) of N * OH (all by default).
 template <typename T>
-void MaxPool2d(const T* x, const PoolGeometry& g, int64_t act_min, int64_t act_max, T* out) {
-  PoolLoop(x, g, out, int32_t{INT32_MIN}, [](int32_t m, int32_t v) { return v > m ? v : m; },
-           [&](int32_t m, int64_t, int64_t) { return static_cast<T>(std::min<int64_t>(std::max<int64_t>(m, act_min), act_max)); });
+void MaxPool2d(const T* x, const PoolGeometry& g, int64_t act_min, int64_t act_max, T* out, int64_t row_begin = 0,
+               int64_t row_end = -1) {
+  PoolLoop(x, g, out, std::numeric_limits<T>::min(), [](T m, T v) { return v > m ? v : m; },
+           [&](T m, int64_t, int64_t) { return static_cast<T>(std::min<int64_t>(std::max<int64_t>(m, act_min), act_max)); },
+           row_begin, row_end);
 }
 
 // TFLite AveragePool (reference/integer_ops/pooling.h): acc = sum of in-bounds raw codes (zero point

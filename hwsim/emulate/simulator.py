@@ -1016,7 +1016,7 @@ def _bound_runner(model: QuantizedModel, p: LayerPlan) -> Runner | None:
 
 
 # Runners whose kernels take a _core.Workers pool as their `threads` argument.
-_POOL_KERNELS = ("ort_qlinear_add",)
+_POOL_KERNELS = ("ort_qlinear_add", "max_pool")
 
 
 def _same_codes(model: QuantizedModel, src: str, dst: str) -> bool:
@@ -1320,7 +1320,8 @@ def _run_max_pool(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarra
     a = p.node.attrs
     x = ints[p.node.inputs[0]]
     x_q, y_q = model.act[p.node.inputs[0]], model.act[p.output]
-    y = _core.max_pool2d(np.ascontiguousarray(x), tuple(a["kernel"]), tuple(a["strides"]), _pool_padding(a["pads"]))
+    y = _core.max_pool2d(np.ascontiguousarray(x), tuple(a["kernel"]), tuple(a["strides"]), _pool_padding(a["pads"]),
+                         threads=threads)
     return _shift_to(model, p, y, x_q, y_q)
 
 

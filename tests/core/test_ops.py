@@ -257,3 +257,17 @@ def test_global_avg_pool_float_scale_equals_twin(shape, dtype):
 def test_global_avg_pool_float_scale_bad_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("threads", [2, 3, "pool"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16])
+def test_max_pool_threaded_equals_one_thread(dtype, threads):
+    # ResNet-50's stem pool (3x3, stride 2, pad 1) on 2 images: whole output rows per work item
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(4).integers(info.min, info.max, (2, 112, 112, 64), endpoint=True).astype(dtype)
+    args = (x, (3, 3), (2, 2), (1, 1, 1, 1))
+    workers = _POOL if threads == "pool" else threads
+    np.testing.assert_array_equal(_core.max_pool2d(*args, threads=workers), _core.max_pool2d(*args))
+    np.testing.assert_array_equal(_core.max_pool2d(*args, act_min=int(info.min) + 9, act_max=int(info.max) - 5,
+                                                   threads=workers),
+                                  _core.max_pool2d(*args, act_min=int(info.min) + 9, act_max=int(info.max) - 5))
