@@ -104,12 +104,15 @@ constexpr int64_t kMinMacsPerWorker = int64_t{3} << 20;  // ~10 us of VNNI/AMX w
 // costs about a microsecond, not a thread start.
 constexpr int64_t kMinMacsPerPoolWorker = int64_t{1} << 17;
 
-// The thread count for a GEMM of `macs` multiply-accumulates: one worker per kMinMacsPerWorker (or
-// kMinMacsPerPoolWorker with a pool), at most `threads` (resolved), at least 1. Only the speed depends on
-// it, never the result.
-inline int work_limited_threads(int threads, int64_t macs, bool pooled = false) {
-    const int64_t by_work = std::max<int64_t>(1, macs / (pooled ? kMinMacsPerPoolWorker : kMinMacsPerWorker));
-    return static_cast<int>(std::min<int64_t>(resolve_threads(threads), by_work));
+// The thread count for an m x n x k GEMM: one worker per kMinMacsPerWorker MACs, or with a pool per
+// kMinMacsPerPoolWorker MACs (AMX: per kAmxMinUnitsPerPoolWorker units of one output plus 64 MACs); at most
+// `threads` (resolved), at least 1. Only the speed depends on it, never the result.
+inline int work_limited_threads(int threads, int64_t m, int64_t n, int64_t k, bool pooled, bool amx) {
+    const int64_t macs = m * n * std::max<int64_t>(k, 1);
+    const int64_t by_work = !pooled ? macs / kMinMacsPerWorker
+                            : amx   ? (m * n + macs / 64) / kAmxMinUnitsPerPoolWorker
+                                    : macs / kMinMacsPerPoolWorker;
+    return static_cast<int>(std::min<int64_t>(resolve_threads(threads), std::max<int64_t>(1, by_work)));
 }
 
 // Row stride of a packed A block: whole 64-byte AMX tile rows.
@@ -313,23 +316,18 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     if (isa == GemmIsa::Amx && mode == GemmMode::Exact &&
         (k <= gemm_detail::kAmxMinK || (k <= gemm_detail::kAmxNarrowK && n <= gemm_detail::kAmxNarrowN)))
         isa = GemmIsa::Avx512Vnni;
-    // Starting a thread costs tens of microseconds: small GEMMs run on fewer workers.
-    threads = gemm_detail::work_limited_threads(threads, m * n * std::max<int64_t>(k, 1), pool != nullptr);
+    // Starting a thread costs tens of microseconds, handing work to a pool's worker a few: small GEMMs run
+    // on fewer workers.
+    const bool amx_exact = isa == GemmIsa::Amx && mode == GemmMode::Exact;
+    threads = gemm_detail::work_limited_threads(threads, m, n, k, pool != nullptr, amx_exact);
 #if defined(HWSIM_HAVE_AMX_KERNEL)
-    if (isa == GemmIsa::Amx && mode == GemmMode::Exact) {
-        if (pool != nullptr) {
-            const int64_t units = m * n + m * n * k / 64;
-            threads = static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, units / gemm_detail::kAmxMinUnitsPerPoolWorker)));
-        }
-        return gemm_amx_blocked_s32(a, b, c, ldc, threads, epi, pool);
-    }
+    if (amx_exact) return gemm_amx_blocked_s32(a, b, c, ldc, threads, epi, pool);
 #endif
     const GemmMicroKernel kernel = select_microkernel(isa, mode);
     const gemm_detail::Tiling t = gemm_detail::choose_tiling(m, b.panels, resolve_threads(threads), kMicroRows,
                                                              gemm_detail::kMaxBlockM, 8);
     const int64_t n_items = t.items();
     const int workers = parallel_workers(n_items, threads);
-    const bool amx_exact = isa == GemmIsa::Amx && mode == GemmMode::Exact;  // one kernel call per A block
     const int64_t block_k = amx_exact ? gemm_detail::kBlockKAmx : gemm_detail::kBlockK;
     const int64_t kc_max = std::min<int64_t>(block_k, std::max<int64_t>(b.kp, kKGroup));
     // AMX tiles read A in 32-row steps: the block buffer has whole 32-row groups (spare rows are ignored).
@@ -340,6 +338,13 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     // compensated and handed to epi right away, from L1 (in scratch_c mode from a micro-tile buffer: the
     // int32 result never leaves L1). Longer K: whole item tiles, finished after the last K block.
     const bool one_pass = k > 0 && k <= kc_max && !amx_exact;
+    // The epilogue's register form on VNNI: requantized straight from the accumulators, whose start values
+    // carry the compensation and the bias (gemm_avx512vnni_requant.h); no int32 tile at all.
+    bool in_registers = false;
+#if defined(HWSIM_HAVE_VNNI_REQUANT_KERNEL)
+    in_registers = one_pass && scratch_c && epi != nullptr && epi->registers != nullptr && mode == GemmMode::Exact &&
+                   isa == GemmIsa::Avx512Vnni;
+#endif
     const int64_t scratch_ldc = one_pass ? kPanelCols : t.nc_panels * kPanelCols;
     const int64_t scratch_rows = one_pass ? kMicroRows : t.mc;
     std::vector<AlignedBuffer<uint8_t>> a_blocks;
@@ -348,18 +353,13 @@ void gemm_blocked_s32(const GemmActivations<Rows>& a, const PackedWeights& b, in
     for (int w = 0; w < workers; ++w) {
         a_blocks.push_back(make_aligned_buffer<uint8_t>(a_block_bytes));
         row_sums.emplace_back(static_cast<size_t>(t.mc), 0);
-        if (scratch_c) c_tiles.push_back(make_aligned_buffer<int32_t>(scratch_rows * scratch_ldc));
+        if (scratch_c && !in_registers) c_tiles.push_back(make_aligned_buffer<int32_t>(scratch_rows * scratch_ldc));
     }
     const int32_t a_zp_shifted = a.zero_point + (a.is_signed ? 128 : 0);
     const bool need_row_sum = !b.zero_point_all_zero;
     const GemmCompensation comp(b, a_zp_shifted);
-    // The epilogue's register form on VNNI: requantized straight from the accumulators, whose start values
-    // carry the compensation and the bias (gemm_avx512vnni_requant.h).
-    bool in_registers = false;
     std::vector<int32_t> acc_init;
 #if defined(HWSIM_HAVE_VNNI_REQUANT_KERNEL)
-    in_registers = one_pass && scratch_c && epi != nullptr && epi->registers != nullptr && mode == GemmMode::Exact &&
-                   isa == GemmIsa::Avx512Vnni;
     if (in_registers) {
         const int32_t* bias = epi->registers->bias;
         acc_init.resize(static_cast<size_t>(b.panels * kPanelCols), 0);

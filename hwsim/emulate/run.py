@@ -27,7 +27,7 @@ from hwsim.emulate.simulator import (
     LayerOverride,
     ParamChange,
     QuantizedModel,
-    graph_batch_limit,
+    in_batches,
     quantize_for_target,
     requantize_for_target,
     simulate,
@@ -145,14 +145,6 @@ class RunReport:
         return out
 
 
-def _in_chunks(graph: Graph, inputs: np.ndarray, fn: Callable[[np.ndarray], dict[str, np.ndarray]]
-               ) -> dict[str, np.ndarray]:
-    """``fn`` over batches the graph accepts (see graph_batch_limit), every tensor concatenated."""
-    chunk = graph_batch_limit(graph) or len(inputs)
-    parts = [fn(inputs[start:start + chunk]) for start in range(0, len(inputs), chunk)]
-    return {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
-
-
 def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
               calibration: np.ndarray | None = None, labels: np.ndarray | None = None,
               observer: str | None = None, limit: int | None = None, threads: int = 1, requantize: bool = False,
@@ -210,7 +202,7 @@ def run_model(graph: Graph, target: Target, *, inputs: np.ndarray | None = None,
     g = qm.graph
     integers = simulate_all(qm, inputs, threads=threads,
                             progress=None if progress is None else lambda d: progress("evaluation", d, len(inputs)))
-    ref = _in_chunks(g, inputs, lambda xb: run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True))
+    ref = in_batches(g, inputs, lambda xb: run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True))
 
     layers: list[LayerReport] = []
     for p in qm.plans:
@@ -292,8 +284,8 @@ def _run_float_target(graph: Graph, target: Target, inputs: np.ndarray, labels: 
                       threads: int) -> RunReport:
     """Float targets (e.g. arm_tflite_fp16): reduced-precision weights, float32 compute, compared with float."""
     g = float_weights_graph(graph, target.numerics.weights.bits)
-    ref = _in_chunks(graph, inputs, lambda xb: run_float(graph, {graph.inputs[0].name: xb}, keep_intermediates=True))
-    sim = _in_chunks(g, inputs, lambda xb: run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True))
+    ref = in_batches(graph, inputs, lambda xb: run_float(graph, {graph.inputs[0].name: xb}, keep_intermediates=True))
+    sim = in_batches(g, inputs, lambda xb: run_float(g, {g.inputs[0].name: xb}, keep_intermediates=True))
     layers = []
     for node in g.nodes:
         t = node.outputs[0]
@@ -316,7 +308,7 @@ def _run_dynamic(graph: Graph, target: Target, inputs: np.ndarray, labels: np.nd
     Scales differ from sample to sample, so layers are compared on dequantized values, and "LSB" errors use
     each layer's largest scale over the samples.
     """
-    ref = _in_chunks(graph, inputs, lambda xb: run_float(graph, {graph.inputs[0].name: xb}, keep_intermediates=True))
+    ref = in_batches(graph, inputs, lambda xb: run_float(graph, {graph.inputs[0].name: xb}, keep_intermediates=True))
     sims: dict[str, list[np.ndarray]] = {}
     scales: dict[str, float] = {}
     qm = None

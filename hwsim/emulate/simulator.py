@@ -910,18 +910,25 @@ def simulate(model: QuantizedModel, x: np.ndarray, *, keep_intermediates: bool =
     return SimulationResult(ints, outputs)
 
 
-def simulate_all(model: QuantizedModel, x: np.ndarray, *, threads: int = 1,
-                 progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Every integer tensor of ``model`` on all of ``x``: batches the graph accepts (graph_batch_limit), one
-    worker pool for all of them, concatenated along the batch. ``progress(done)`` after each batch."""
-    chunk = graph_batch_limit(model.graph) or max(len(x), 1)
-    workers = _core.Workers(threads) if threads != 1 else 1
+def in_batches(graph: Graph, x: np.ndarray, fn: Callable[[np.ndarray], dict[str, np.ndarray]],
+               progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """``fn`` over the batches of ``x`` that ``graph`` accepts (graph_batch_limit), every tensor concatenated
+    along the batch; ``progress(done)`` after each batch."""
+    chunk = graph_batch_limit(graph) or max(len(x), 1)
     parts = []
     for start in range(0, len(x), chunk):
-        parts.append(simulate(model, x[start:start + chunk], keep_intermediates=True, threads=workers).integers)
+        parts.append(fn(x[start:start + chunk]))
         if progress is not None:
             progress(min(start + chunk, len(x)))
     return {t: np.concatenate([part[t] for part in parts]) for t in parts[0]}
+
+
+def simulate_all(model: QuantizedModel, x: np.ndarray, *, threads: int = 1,
+                 progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Every integer tensor of ``model`` on all of ``x`` (:func:`in_batches`), one worker pool for all batches."""
+    workers = _core.Workers(threads) if threads != 1 else 1
+    return in_batches(model.graph, x, lambda xb: simulate(model, xb, keep_intermediates=True, threads=workers).integers,
+                      progress)
 
 
 def run_plan(model: QuantizedModel, p: LayerPlan, ints: dict[str, np.ndarray], threads: int = 1, *,
@@ -989,9 +996,8 @@ def _bound_runner(model: QuantizedModel, p: LayerPlan) -> Runner | None:
                                           dilations=tuple(a["dilations"]), pads=tuple(a["pads"]), mode=how, **fused)
         else:
             dense = _core.PreparedDense(c["w_packed"], a_zero_point=c["x_zero_point"], mode=how, **fused)
-
-            def kernel(x, threads):
-                return dense(x.reshape(-1, x.shape[-1]), threads).reshape(*x.shape[:-1], -1)
+            # Dense over the last axis
+            kernel = lambda x, threads: dense(x.reshape(-1, x.shape[-1]), threads).reshape(*x.shape[:-1], -1)  # noqa: E731
 
         def run(ints, threads, pool):
             x = ints[src]
